@@ -1,0 +1,66 @@
+"""hardening: harden Windows mail servers with declarative YAML playbooks.
+
+The CLI, scheduled runs and Python callers all use these functions::
+
+    from hardening import load_playbook, load_inventory, check, apply
+    run = check(load_playbook("baseline.yml"), load_inventory("inventory.yml"))
+    print(run.summary, run.exit_code)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import HardeningError, InputError, InventoryError, PlaybookError, SecretError, TargetError
+from .inventory import Inventory, load_inventory
+from .lab import Lab, load_lab
+from .model import Mode, Outcome, Run, Status
+from .playbook import Playbook, load_playbook
+from .run import Options, execute
+from .version import __version__
+
+__all__ = [
+    "HardeningError",
+    "InputError",
+    "Inventory",
+    "InventoryError",
+    "Lab",
+    "Options",
+    "Outcome",
+    "Playbook",
+    "PlaybookError",
+    "Run",
+    "SecretError",
+    "Status",
+    "TargetError",
+    "__version__",
+    "apply",
+    "check",
+    "load_inventory",
+    "load_lab",
+    "load_playbook",
+    "plan",
+]
+
+
+def _options(limit: Iterable[str], tags: Iterable[str], skip_tags: Iterable[str], forks: int,
+             timeout: float) -> Options:
+    return Options(tuple(limit), tuple(tags), tuple(skip_tags), forks, timeout)
+
+
+def plan(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
+         skip_tags: Iterable[str] = ()) -> Run:
+    """What would be read and written on each host, as text; sends nothing (0 round trips)."""
+    return execute(Mode.PLAN, playbook, inventory, _options(limit, tags, skip_tags, 1, 0))
+
+
+def check(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
+          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None) -> Run:
+    """Audit: read every control on every host and compare; changes nothing."""
+    return execute(Mode.CHECK, playbook, inventory, _options(limit, tags, skip_tags, forks, timeout), lab)
+
+
+def apply(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
+          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None) -> Run:
+    """Remediate: read, write what differs (enforced controls), re-read to verify."""
+    return execute(Mode.APPLY, playbook, inventory, _options(limit, tags, skip_tags, forks, timeout), lab)

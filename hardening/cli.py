@@ -1,0 +1,191 @@
+"""The ``hardening`` command: parses arguments, calls the public API, prints. Nothing else.
+
+Exit codes (for schedulers): 0 all compliant and nothing changed; 1 could not run (bad input,
+configuration); 2 a control failed or a host was unreachable; 3 drift found (check) or fixed
+(apply) and nothing failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from . import apply, check, load_inventory, load_lab, load_playbook, plan
+from .errors import HardeningError
+from .kinds import KINDS
+from .lab.scenario import BUILTIN_SCENARIO
+from .model import Run
+from .playbook import playbook_schema
+from .report import print_run, write_json, write_junit
+from .resources import data_dir
+from .version import __version__
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+EXIT_ERROR = 1
+DEMO_INVENTORY = BUILTIN_SCENARIO.with_name("demo-inventory.yml")
+
+
+def _split(values: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hardening", description="Harden Windows mail servers (Exchange, "
+                                     "POP3) with declarative YAML playbooks over PowerShell remoting.")
+    parser.add_argument("--version", action="version", version=f"hardening {__version__}")
+    parser.add_argument("--no-color", action="store_true", help="plain output")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def run_command(name: str, helptext: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("playbook", help="playbook file, or the name of a shipped one (e.g. baseline)")
+        p.add_argument("-i", "--inventory", required=True, help="inventory file")
+        p.add_argument("--limit", action="append", metavar="PATTERN", help="only these hosts or groups (globs; "
+                       "repeat or comma-separate)")
+        p.add_argument("--tags", action="append", metavar="TAG", help="only controls with these tags (or ids, "
+                       "or kinds)")
+        p.add_argument("--skip-tags", action="append", metavar="TAG", help="leave out controls with these tags")
+        if name != "plan":
+            p.add_argument("--forks", type=int, default=16, help="hosts in parallel (default 16)")
+            p.add_argument("--timeout", type=float, default=900.0, help="seconds per host (default 900)")
+            p.add_argument("--diff", action="store_true", help="show before → after per property")
+        p.add_argument("--report-json", metavar="PATH", help="write the JSON report (hardening.run/1)")
+        p.add_argument("--report-junit", metavar="PATH", help="write a JUnit XML report")
+        return p
+
+    run_command("check", "Audit: read and compare, change nothing (exit 3 if drift is found).")
+    run_command("apply", "Remediate: write what differs, re-read to verify (exit 3 if something was fixed).")
+    run_command("plan", "Show the requests check and apply would send, as PowerShell; send nothing.")
+
+    demo = sub.add_parser("demo", help="check → apply → check against the built-in lab (simulated servers)")
+    demo.add_argument("--report-dir", metavar="DIR", help="where to write reports (default: a new temp folder)")
+    demo.add_argument("--diff", action="store_true", help="show before → after per property")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of playbooks (for editors)")
+    schema.add_argument("-o", "--output", metavar="PATH", help="write it to a file instead")
+
+    sub.add_parser("kinds", help="list every kind with a one-line summary")
+
+    lab = sub.add_parser("lab", help="the built-in lab of simulated servers")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="LABCOMMAND", required=True)
+    init = lab_sub.add_parser("init", help="write the built-in scenario and a matching inventory into DIR")
+    init.add_argument("directory")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    reset = lab_sub.add_parser("reset", help="forget a lab file's saved state (back to the file's contents)")
+    reset.add_argument("lab_file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hardening`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    console = Console(no_color=args.no_color, highlight=False, soft_wrap=False)
+    errors = Console(stderr=True, no_color=args.no_color, highlight=False)
+    try:
+        return int(COMMANDS[args.command](args, console))
+    except HardeningError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        errors.print("interrupted", markup=False)
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    playbook = load_playbook(args.playbook)
+    inventory = load_inventory(args.inventory)
+    selection = {"limit": _split(args.limit), "tags": _split(args.tags), "skip_tags": _split(args.skip_tags)}
+    if args.command == "plan":
+        run = plan(playbook, inventory, **selection)
+    else:
+        action = check if args.command == "check" else apply
+        run = action(playbook, inventory, forks=max(1, args.forks), timeout=args.timeout, **selection)
+    print_run(run, console, diff=getattr(args, "diff", False))
+    _write_reports(run, args.report_json, args.report_junit, console)
+    return 0 if args.command == "plan" else run.exit_code
+
+
+def _write_reports(run: Run, json_path: str | None, junit_path: str | None, console: Console) -> None:
+    if json_path:
+        console.print(f"JSON report: {write_json(run, json_path)}", markup=False)
+    if junit_path:
+        console.print(f"JUnit report: {write_junit(run, junit_path)}", markup=False)
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    lab = load_lab()  # the built-in scenario, fresh, in memory
+    playbook = load_playbook(data_dir("playbooks") / "baseline.yml")
+    inventory = load_inventory(DEMO_INVENTORY)
+    out = Path(args.report_dir) if args.report_dir else Path(tempfile.mkdtemp(prefix="hardening-demo-"))
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]hardening demo[/bold]: {lab.description}\nplaybook {playbook.path}\n")
+    runs = []
+    for step, action in (("1-check", check), ("2-apply", apply), ("3-check", check)):
+        run = action(playbook, inventory, lab=lab)
+        runs.append(run)
+        print_run(run, console, diff=args.diff or step == "2-apply", title=f"step {step[0]}: {run.mode.value}")
+        write_json(run, out / f"{step}.json")
+        write_junit(run, out / f"{step}.junit.xml")
+        console.print()
+    console.print(f"reports written to {out}", markup=False)
+    expected = [r.exit_code for r in runs] == [3, 3, 0]
+    if not expected:
+        console.print("the demo did not end all compliant: see the tables above", markup=False)
+    return 0 if expected else 2
+
+
+def _schema(args: argparse.Namespace, console: Console) -> int:
+    text = json.dumps(playbook_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        console.print(f"JSON Schema written to {args.output}", markup=False)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _kinds(args: argparse.Namespace, console: Console) -> int:
+    width = max(len(name) for name in KINDS)
+    for name, kind in sorted(KINDS.items()):
+        console.print(f"{name:<{width}}  {kind.summary}", markup=False)
+    return 0
+
+
+def _lab(args: argparse.Namespace, console: Console) -> int:
+    if args.lab_command == "reset":
+        state = Path(args.lab_file).with_name(Path(args.lab_file).name + ".state.json")
+        if state.exists():
+            state.unlink()
+            console.print(f"forgot the saved state {state}", markup=False)
+        else:
+            console.print(f"no saved state for {args.lab_file}", markup=False)
+        return 0
+    directory = Path(args.directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lab_file, inventory_file = directory / "lab.yml", directory / "inventory.yml"
+    for path in (lab_file, inventory_file):
+        if path.exists() and not args.force:
+            raise HardeningError(f"{path} exists; use --force to overwrite it")
+    shutil.copyfile(BUILTIN_SCENARIO, lab_file)
+    inventory_file.write_text(DEMO_INVENTORY.read_text(encoding="utf-8").replace("lab: demo.yml", "lab: lab.yml"),
+                              encoding="utf-8")
+    console.print(f"wrote {lab_file} and {inventory_file}\ntry:  hardening check baseline -i {inventory_file}",
+                  markup=False)
+    return 0
+
+
+COMMANDS = {"check": _run, "apply": _run, "plan": _run, "demo": _demo, "schema": _schema, "kinds": _kinds,
+            "lab": _lab}

@@ -1,0 +1,140 @@
+"""The kind mechanism: a kind is declared once and used by every stage.
+
+A kind declares its parameter model (validation, JSON Schema, docs), its variants (which
+platforms it supports, chosen from facts), how to read a host (requests), how to turn what came
+back into a state, what state it desires, how to write the difference, how its properties
+compare, and which services a change needs restarted. The engine never knows more than this.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..compare import Comparer, State
+from ..facts import Facts
+from ..model import Call, Change
+
+__all__ = [
+    "Context",
+    "ControlFailed",
+    "Kind",
+    "KindParams",
+    "NotApplicable",
+    "RestartPolicy",
+    "Variant",
+]
+
+RestartPolicy = Literal["allowed", "deferred"]
+
+
+class KindParams(BaseModel):
+    """Base of every kind's parameter model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=KindParams)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One platform implementation of a kind.
+
+    ``products`` are the cmdlet catalogue's labels whose cmdlets and parameters this variant's
+    requests must all exist in; ``applies`` decides from facts whether a host gets it.
+    """
+
+    name: str
+    description: str
+    products: tuple[str, ...]
+    applies: Callable[[Facts], bool]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a kind knows about the host it is planning for."""
+
+    host: str
+    facts: Facts
+    variant: Variant
+
+    @property
+    def server(self) -> str:
+        """The server name Exchange knows this host by (for ``-Server`` and identities)."""
+        return self.facts.computer_name or self.host.split(".")[0].upper()
+
+
+class ControlFailed(Exception):
+    """Raised by a kind when the observed state makes the control fail (with a sentence)."""
+
+
+class NotApplicable(Exception):
+    """Raised by a kind when the control has nothing to act on for this host (with a reason)."""
+
+
+class Kind(ABC, Generic[P]):
+    """A type of setting. Subclasses set the class attributes and implement the four steps.
+
+    ``read`` → requests; ``observe`` → state from their results; ``desire`` → the state wanted
+    (may depend on what was observed, e.g. ``at_least`` modes); ``write`` → requests that make
+    the observed state the desired one, touching only what differs. ``observed`` is None in
+    ``plan`` mode, where nothing has been read.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params_model: ClassVar[type[KindParams]]
+    channel: ClassVar[Literal["exchange", "script"]]
+    variants: ClassVar[tuple[Variant, ...]]
+    comparers: ClassVar[Mapping[str, Comparer]] = {}
+    # Script kinds: the template under templates/ that holds the read and write blocks.
+    template: ClassVar[str | None] = None
+
+    def variant_for(self, facts: Facts) -> Variant | str:
+        """The variant for a host, or a sentence saying why none applies."""
+        for variant in self.variants:
+            if variant.applies(facts):
+                return variant
+        supported = "; ".join(v.description for v in self.variants)
+        return f"{self.name} has no variant for this host ({describe_platform(facts)}); it supports {supported}"
+
+    @abstractmethod
+    def read(self, params: P, ctx: Context) -> tuple[Call, ...]:
+        """The requests that read the current state."""
+
+    @abstractmethod
+    def observe(self, params: P, ctx: Context, values: Sequence[Any]) -> State:
+        """The state from the values the read requests returned (one per request)."""
+
+    @abstractmethod
+    def desire(self, params: P, ctx: Context, observed: State | None) -> State:
+        """The state wanted, for each object observed (or planned, when observed is None)."""
+
+    @abstractmethod
+    def write(self, params: P, ctx: Context, observed: State | None, desired: State) -> tuple[Call, ...]:
+        """The requests that change what differs; never anything that already matches."""
+
+    def restarts(self, params: P, ctx: Context, changes: Sequence[Change]) -> tuple[str, ...]:
+        """Services that must restart before the changes are live (none by default)."""
+        return ()
+
+    def restart_policy(self, params: P) -> RestartPolicy:
+        """Whether the playbook lets this control's restarts happen now."""
+        return "deferred"
+
+
+def describe_platform(facts: Facts) -> str:
+    """``Windows Server 2019, Exchange Server 2019`` or what is known of it."""
+    parts = [facts.windows_product or (f"Windows {facts.os_version}" if facts.os_version else "unknown OS")]
+    if facts.exchange_product:
+        parts.append(facts.exchange_product)
+    elif facts.exchange_version:
+        parts.append(f"Exchange {facts.exchange_version}")
+    else:
+        parts.append("no Exchange")
+    return ", ".join(parts)

@@ -1,0 +1,313 @@
+"""Exchange kinds: settings read and written through Exchange cmdlets (the ``Microsoft.Exchange``
+endpoint accepts cmdlet invocations only, so every request here is data, not script text).
+Every call names its object explicitly (``-Identity`` or ``-Server``): without ``-Server``,
+``Get-PopSettings`` would act on the server hosting the endpoint, not the target.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
+from ..model import Call, Change, CmdletCall
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant
+from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
+
+__all__ = ["PopImapLogin", "ReceiveConnectorTls"]
+
+MODERN = Variant(
+    "exchange-modern",
+    "Exchange 2016/2019/SE (cmdlets over the Microsoft.Exchange endpoint)",
+    EXCHANGE_MODERN_PRODUCTS,
+    is_modern_exchange,
+)
+
+AuthMechanism = Literal[
+    "None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative"
+]
+AUTH_ORDER: tuple[str, ...] = (
+    "None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative"
+)
+# Bindings ports that say what a receive connector is for (EXD receive-connectors.md).
+USAGE_PORTS = {"internet": {25}, "client": {587, 465}, "internal": {2525, 717}}
+ROLE_NAMES = {"frontend": "FrontendTransport", "hub": "HubTransport"}
+
+
+def _canonical_auth(names: set[str]) -> list[str]:
+    by_fold = {n.casefold(): n for n in AUTH_ORDER}
+    known = [n for n in AUTH_ORDER if n.casefold() in {x.casefold() for x in names}]
+    unknown = sorted(n for n in names if n.casefold() not in by_fold)
+    return known + unknown
+
+
+def _check_auth_rules(names: Sequence[str], require_tls: bool | None) -> str | None:
+    """Exchange's own AuthMechanism rules (OPS Set-ReceiveConnector); a sentence if broken."""
+    folded = {n.casefold() for n in names}
+    if "none" in folded and len(folded) > 1:
+        return "AuthMechanism None must be used alone"
+    if "basicauthrequiretls" in folded and not {"basicauth", "tls"} <= folded:
+        return "AuthMechanism BasicAuthRequireTLS needs BasicAuth and Tls too"
+    if "externalauthoritative" in folded and not folded <= {"externalauthoritative", "tls"}:
+        return "AuthMechanism ExternalAuthoritative combines only with Tls"
+    if require_tls and "tls" not in folded:
+        return "RequireTLS $true needs Tls in AuthMechanism"
+    return None
+
+
+class ConnectorSelect(KindParams):
+    """Which receive connectors of the server a control acts on; all given criteria must match."""
+
+    name: str | None = Field(None, description="Connector name, glob, case-insensitive (e.g. 'Client Frontend*').")
+    role: Literal["frontend", "hub"] | None = Field(
+        None, description="Transport role: frontend (Front End Transport) or hub (Transport service)."
+    )
+    usage: Literal["internet", "client", "internal"] | None = Field(
+        None, description="What the connector serves, from its bound port: internet 25, client 587/465, "
+        "internal 2525/717.",
+    )
+
+    def matches(self, connector: Mapping[str, Any]) -> bool:
+        if self.name and not fnmatch.fnmatchcase(str(connector.get("Name", "")).casefold(), self.name.casefold()):
+            return False
+        if self.role and str(connector.get("TransportRole", "")).casefold() != ROLE_NAMES[self.role].casefold():
+            return False
+        if self.usage:
+            ports = {_port(b) for b in split_list(connector.get("Bindings"))}
+            if not ports & USAGE_PORTS[self.usage]:
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = [f"name {self.name!r}" if self.name else "", f"role {self.role}" if self.role else "",
+                 f"usage {self.usage}" if self.usage else ""]
+        return ", ".join(p for p in parts if p) or "any"
+
+
+def _port(binding: str) -> int | None:
+    tail = binding.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+class ReceiveConnectorTlsParams(KindParams):
+    """Parameters of ``receive_connector_tls``."""
+
+    select: ConnectorSelect = Field(default_factory=ConnectorSelect, description="Which connectors.")
+    require_tls: bool | None = Field(None, description="RequireTLS: refuse mail sessions that do not STARTTLS.")
+    auth_mechanism: list[AuthMechanism] | None = Field(
+        None, description="AuthMechanism, exactly this set (Tls is required when require_tls is true)."
+    )
+    auth_mechanism_include: list[AuthMechanism] | None = Field(
+        None, description="AuthMechanism flags that must be present; the connector's others are kept."
+    )
+    basic_auth_require_tls: bool | None = Field(
+        None, description="Where BasicAuth is on, also require BasicAuthRequireTLS (no Basic in clear text).",
+    )
+    tls_certificate_name: str | None = Field(
+        None, description="TlsCertificateName, '<I>issuer<S>subject' of the certificate to offer."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReceiveConnectorTlsParams:
+        if self.auth_mechanism is not None and self.auth_mechanism_include is not None:
+            raise ValueError("give auth_mechanism (exact set) or auth_mechanism_include (at least), not both")
+        if self.auth_mechanism is not None:
+            problem = _check_auth_rules(self.auth_mechanism, self.require_tls)
+            if problem:
+                raise ValueError(problem)
+        if self.auth_mechanism_include is not None and "None" in self.auth_mechanism_include:
+            raise ValueError("auth_mechanism_include cannot include None; use auth_mechanism: [None]")
+        if all(v is None for v in (self.require_tls, self.auth_mechanism, self.auth_mechanism_include,
+                                    self.basic_auth_require_tls, self.tls_certificate_name)):
+            raise ValueError("set at least one of require_tls, auth_mechanism, auth_mechanism_include, "
+                             "basic_auth_require_tls, tls_certificate_name")
+        return self
+
+
+class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
+    """Require TLS on inbound SMTP: ``RequireTLS``, ``AuthMechanism`` and the TLS certificate of
+    Exchange receive connectors, selected by name, role or usage on each server.
+
+    Reads ``Get-ReceiveConnector -Server``; writes ``Set-ReceiveConnector -Identity`` with only the
+    parameters that differ, then re-reads. Exchange refuses RequireTLS without ``Tls`` in
+    AuthMechanism, so when ``require_tls`` is true and the include-mode set lacks Tls, Tls is added.
+    No restart: transport picks the change up from AD by itself [I].
+    Guide: inbound SMTP TLS. Requiring TLS on the internet-facing Default Frontend connector
+    refuses every sender that does not STARTTLS; select connectors deliberately.
+    """
+
+    name = "receive_connector_tls"
+    summary = "RequireTLS, AuthMechanism and TLS certificate on Exchange receive connectors"
+    params_model = ReceiveConnectorTlsParams
+    channel = "exchange"
+    variants = (MODERN,)
+    comparers: ClassVar[Mapping[str, Comparer]] = {
+        "RequireTLS": BOOL, "AuthMechanism": FLAGS, "TlsCertificateName": TEXT,
+    }
+
+    def read(self, params: ReceiveConnectorTlsParams, ctx: Context) -> tuple[Call, ...]:
+        return (CmdletCall("Get-ReceiveConnector", (("Server", ctx.server),)),)
+
+    def observe(self, params: ReceiveConnectorTlsParams, ctx: Context, values: Sequence[Any]) -> State:
+        connectors = [c for c in _objects(values[0]) if params.select.matches(c)]
+        if not connectors:
+            raise NotApplicable(f"no receive connector on {ctx.server} matches {params.select.describe()}")
+        state: dict[str, dict[str, Any]] = {}
+        for connector in connectors:
+            state[str(connector.get("Identity"))] = {
+                "RequireTLS": connector.get("RequireTLS"),
+                "AuthMechanism": _canonical_auth(set(split_list(connector.get("AuthMechanism")))),
+                "TlsCertificateName": connector.get("TlsCertificateName"),
+            }
+        return state
+
+    def desire(self, params: ReceiveConnectorTlsParams, ctx: Context, observed: State | None) -> State:
+        targets = observed if observed is not None else {f"<{ctx.server} connectors matching "
+                                                          f"{params.select.describe()}>": {}}
+        desired: dict[str, dict[str, Any]] = {}
+        for identity, seen in targets.items():
+            want: dict[str, Any] = {}
+            if params.require_tls is not None:
+                want["RequireTLS"] = params.require_tls
+            auth = self._desired_auth(params, split_list((seen or {}).get("AuthMechanism")))
+            if auth is not None:
+                want["AuthMechanism"] = auth
+            if params.tls_certificate_name is not None:
+                want["TlsCertificateName"] = params.tls_certificate_name
+            desired[identity] = want
+        return desired
+
+    @staticmethod
+    def _desired_auth(params: ReceiveConnectorTlsParams, current: list[str]) -> list[str] | None:
+        if params.auth_mechanism is not None:
+            return _canonical_auth(set(params.auth_mechanism))
+        if params.auth_mechanism_include is None and params.basic_auth_require_tls is None and not params.require_tls:
+            return None
+        names = {n for n in current if n.casefold() != "none"} if params.auth_mechanism_include else set(current)
+        names |= set(params.auth_mechanism_include or ())
+        if params.require_tls:
+            names.add("Tls")
+        if params.basic_auth_require_tls and "basicauth" in {n.casefold() for n in names}:
+            names |= {"BasicAuthRequireTLS", "Tls"}
+        if params.basic_auth_require_tls is False:
+            names = {n for n in names if n.casefold() != "basicauthrequiretls"}
+        return _canonical_auth(names)
+
+    def write(self, params: ReceiveConnectorTlsParams, ctx: Context, observed: State | None,
+              desired: State) -> tuple[Call, ...]:
+        calls: list[Call] = []
+        for identity, want in desired.items():
+            seen = (observed or {}).get(identity) or {}
+            args: list[tuple[str, Any]] = [("Identity", identity)]
+            for prop, value in (want or {}).items():
+                if observed is not None and self.comparers[prop].equal(value, seen.get(prop)):
+                    continue
+                args.append((prop, tuple(value) if isinstance(value, list) else value))
+            if len(args) > 1:
+                calls.append(CmdletCall("Set-ReceiveConnector", tuple(args)))
+        return tuple(calls)
+
+
+Protocol = Literal["pop3", "imap4"]
+PROTOCOL_CMDLETS = {"pop3": ("Get-PopSettings", "Set-PopSettings"), "imap4": ("Get-ImapSettings", "Set-ImapSettings")}
+# [V] EXD configure-pop3.md / configure-imap4.md: both the front-end and back-end service.
+PROTOCOL_SERVICES = {"pop3": ("MSExchangePOP3", "MSExchangePOP3BE"), "imap4": ("MSExchangeIMAP4", "MSExchangeIMAP4BE")}
+
+
+class PopImapLoginParams(KindParams):
+    """Parameters of ``pop_imap_login``."""
+
+    protocol: Protocol = Field(description="pop3 or imap4.")
+    login_type: Literal["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"] | None = Field(
+        None, description="LoginType; SecureLogin means no clear-text credentials (the guide's SPA)."
+    )
+    enable_gssapi_and_ntlm: bool | None = Field(
+        None, description="EnableGSSAPIAndNTLMAuth: offer NTLM/Kerberos (Secure Password Authentication)."
+    )
+    x509_certificate_name: str | None = Field(None, description="X509CertificateName: the certificate's host name.")
+    restart: RestartPolicy = Field(
+        "deferred", description="allowed: restart the protocol's services (once per host, after the writes, "
+        "only those running); deferred: leave the restart to you and report it as pending.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> PopImapLoginParams:
+        if self.login_type is None and self.enable_gssapi_and_ntlm is None and self.x509_certificate_name is None:
+            raise ValueError("set at least one of login_type, enable_gssapi_and_ntlm, x509_certificate_name")
+        return self
+
+
+class PopImapLogin(Kind[PopImapLoginParams]):
+    """Secure Password Authentication on POP3/IMAP4: ``LoginType``, ``EnableGSSAPIAndNTLMAuth``
+    and the certificate, per server, through ``Get/Set-PopSettings`` or ``Get/Set-ImapSettings``
+    with explicit ``-Server``.
+
+    A change is live only after MSExchangePOP3 and MSExchangePOP3BE (IMAP: MSExchangeIMAP4 and
+    MSExchangeIMAP4BE) restart. With ``restart: allowed`` they are restarted once per host after
+    all writes, and only those already running (a stopped service stays stopped); with
+    ``deferred`` the outcome says the setting is not live yet.
+    """
+
+    name = "pop_imap_login"
+    summary = "POP3/IMAP4 login type (SPA), GSSAPI/NTLM and certificate, with the service restart"
+    params_model = PopImapLoginParams
+    channel = "exchange"
+    variants = (MODERN,)
+    comparers: ClassVar[Mapping[str, Comparer]] = {
+        "LoginType": TEXT, "EnableGSSAPIAndNTLMAuth": BOOL, "X509CertificateName": TEXT,
+    }
+
+    def read(self, params: PopImapLoginParams, ctx: Context) -> tuple[Call, ...]:
+        return (CmdletCall(PROTOCOL_CMDLETS[params.protocol][0], (("Server", ctx.server),)),)
+
+    def _object(self, params: PopImapLoginParams, ctx: Context) -> str:
+        return f"{ctx.server}\\{params.protocol.upper()}"
+
+    def observe(self, params: PopImapLoginParams, ctx: Context, values: Sequence[Any]) -> State:
+        objects = _objects(values[0])
+        if len(objects) != 1:
+            raise ControlFailed(f"{PROTOCOL_CMDLETS[params.protocol][0]} -Server {ctx.server} returned "
+                                f"{len(objects)} objects, expected 1")
+        settings = objects[0]
+        return {self._object(params, ctx): {
+            "LoginType": settings.get("LoginType"),
+            "EnableGSSAPIAndNTLMAuth": settings.get("EnableGSSAPIAndNTLMAuth"),
+            "X509CertificateName": settings.get("X509CertificateName"),
+        }}
+
+    def desire(self, params: PopImapLoginParams, ctx: Context, observed: State | None) -> State:
+        want: dict[str, Any] = {}
+        if params.login_type is not None:
+            want["LoginType"] = params.login_type
+        if params.enable_gssapi_and_ntlm is not None:
+            want["EnableGSSAPIAndNTLMAuth"] = params.enable_gssapi_and_ntlm
+        if params.x509_certificate_name is not None:
+            want["X509CertificateName"] = params.x509_certificate_name
+        return {self._object(params, ctx): want}
+
+    def write(self, params: PopImapLoginParams, ctx: Context, observed: State | None,
+              desired: State) -> tuple[Call, ...]:
+        obj = self._object(params, ctx)
+        seen = (observed or {}).get(obj) or {}
+        args: list[tuple[str, Any]] = [("Server", ctx.server)]
+        for prop, value in (desired[obj] or {}).items():
+            if observed is None or not self.comparers[prop].equal(value, seen.get(prop)):
+                args.append((prop, value))
+        return (CmdletCall(PROTOCOL_CMDLETS[params.protocol][1], tuple(args)),) if len(args) > 1 else ()
+
+    def restarts(self, params: PopImapLoginParams, ctx: Context, changes: Sequence[Change]) -> tuple[str, ...]:
+        return PROTOCOL_SERVICES[params.protocol] if changes else ()
+
+    def restart_policy(self, params: PopImapLoginParams) -> RestartPolicy:
+        return params.restart
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """A cmdlet's output as a list of property bags (one object may arrive unwrapped)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, Mapping)]

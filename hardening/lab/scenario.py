@@ -1,0 +1,177 @@
+"""The lab file format: simulated hosts as plain data (see README, "The lab").
+
+A lab file is validated like a playbook (errors carry file:line). Its state after a run is
+kept in a sidecar ``<lab file>.state.json`` so that ``apply`` then ``check`` behave like a real
+server across invocations; ``hardening lab reset`` deletes the sidecar. The built-in scenario
+shipped with the package is never written to: runs against it start fresh each time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import InputError
+from ..sourcefile import load_yaml, validate
+from .host import LabHost
+
+__all__ = ["BUILTIN_SCENARIO", "Lab", "LabFile", "load_lab"]
+
+BUILTIN_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo.yml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabOs(_Strict):
+    caption: str = "Microsoft Windows Server 2019 Datacenter"
+    version: str = "10.0.17763"
+
+
+class LabExchange(_Strict):
+    version: str = Field(description="Build, e.g. 15.2.1544.4 (Exchange 2019 CU14).")
+    roles: list[str] = Field(default_factory=lambda: ["Mailbox"])
+    install_path: str = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
+
+
+class LabAce(_Strict):
+    principal: str = Field(description="SID or well-known name.")
+    rights: list[str] | str = Field(description="FileSystemRights names.")
+    type: Literal["allow", "deny", "Allow", "Deny"] = "allow"
+    applies_to: str = "this_folder_subfolders_and_files"
+
+
+class LabDirectory(_Strict):
+    owner: str = "S-1-5-32-544"
+    protected: bool = False
+    access: list[LabAce] = Field(default_factory=list, description="Explicit entries.")
+    inherited: list[LabAce] = Field(default_factory=list, description="Entries inherited from the parent.")
+
+
+class LabFault(_Strict):
+    call: str = Field(description="A cmdlet (Set-PopSettings) or kind.op (ntfs_acl.write, facts.read).")
+    error: str = Field(description="The error message the simulated host answers with.")
+    times: int | None = Field(None, ge=1, description="Fail this many times, then succeed; none = always.")
+
+
+class LabHostModel(_Strict):
+    os: LabOs = Field(default_factory=LabOs)
+    powershell_version: str = "5.1.17763.1"
+    exchange: LabExchange | None = None
+    accounts: dict[str, str] = Field(default_factory=dict, description="DOMAIN\\name → SID, for name resolution.")
+    receive_connectors: list[dict[str, Any]] = Field(default_factory=list)
+    pop3: dict[str, Any] | None = None
+    imap4: dict[str, Any] | None = None
+    services: dict[str, Literal["Running", "Stopped"]] = Field(default_factory=dict)
+    directories: dict[str, LabDirectory] = Field(default_factory=dict)
+    faults: list[LabFault] = Field(default_factory=list)
+
+
+class LabFile(_Strict):
+    """The top level of a lab file."""
+
+    description: str = ""
+    hosts: dict[str, LabHostModel]
+
+
+@dataclass
+class Lab:
+    """Simulated hosts by name. ``path`` is None for the built-in scenario (never saved)."""
+
+    hosts: dict[str, LabHost]
+    path: Path | None = None
+    description: str = ""
+    _persist: bool = field(default=False, repr=False)
+
+    def host(self, name: str) -> LabHost | None:
+        """The simulated host of that name (case-insensitive), if the lab has one."""
+        for key, host in self.hosts.items():
+            if key.casefold() == name.casefold():
+                return host
+        return None
+
+    @property
+    def state_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".state.json")
+
+    def save(self) -> None:
+        """Keep the current state beside the lab file (atomically); no-op for the built-in one."""
+        if not self._persist or self.state_path is None:
+            return
+        data = {name: host.snapshot() for name, host in self.hosts.items()}
+        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".lab-state-")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1, sort_keys=True)
+        os.replace(tmp, self.state_path)
+
+
+def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
+    """Load a lab file (default: the built-in scenario), with its saved state unless ``fresh``."""
+    source = Path(path) if path is not None else BUILTIN_SCENARIO
+    doc = load_yaml(source)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "a lab file is a mapping with hosts:")
+    model = validate(doc, LabFile)
+    persist = path is not None
+    saved: Mapping[str, Any] = {}
+    lab = Lab({}, source if persist else None, model.description, persist)
+    state_path = lab.state_path
+    if persist and not fresh and state_path is not None and state_path.is_file():
+        try:
+            saved = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(doc.location(()), f"cannot read the lab state {state_path.name}: {exc}; "
+                             "run 'hardening lab reset' to start again") from None
+    for name, spec in model.hosts.items():
+        initial = _initial_state(str(name), spec)
+        lab.hosts[str(name)] = LabHost(str(name), copy.deepcopy(saved.get(str(name), initial)))
+    return lab
+
+
+def _initial_state(name: str, spec: LabHostModel) -> dict[str, Any]:
+    """The simulated host's state as Exchange and Windows would hold it."""
+    from ..compare import sid_of
+    from ..kinds.files import APPLIES_TO, rights_mask
+
+    def entry(ace: LabAce, inherited: bool) -> dict[str, Any]:
+        allow = ace.type.lower() == "allow"
+        rights = [ace.rights] if isinstance(ace.rights, str) else ace.rights
+        inheritance, propagation = APPLIES_TO[ace.applies_to]
+        return {"sid": sid_of(ace.principal) or spec.accounts.get(ace.principal, ace.principal),
+                "rights": rights_mask(rights, allow), "inheritance": inheritance, "propagation": propagation,
+                "type": "Allow" if allow else "Deny", "inherited": inherited}
+
+    connectors = []
+    for raw in spec.receive_connectors:
+        connector = {"Enabled": True, "TransportRole": "FrontendTransport", "RequireTLS": False,
+                     "AuthMechanism": "Tls", "TlsCertificateName": None, "Bindings": [], **raw}
+        connector.setdefault("Server", name)
+        connector.setdefault("Identity", f"{name}\\{connector['Name']}")
+        connectors.append(connector)
+    return {
+        "computer_name": name.split(".")[0].upper(),
+        "os": spec.os.model_dump(),
+        "powershell_version": spec.powershell_version,
+        "exchange": spec.exchange.model_dump() if spec.exchange else None,
+        "accounts": dict(spec.accounts),
+        "receive_connectors": connectors,
+        "pop3": spec.pop3,
+        "imap4": spec.imap4,
+        "services": {k: {"status": v, "restarts": 0} for k, v in spec.services.items()},
+        "directories": {
+            path: {"owner": sid_of(d.owner) or spec.accounts.get(d.owner, d.owner), "protected": d.protected,
+                   "access": [entry(a, False) for a in d.access],
+                   "inherited": [entry(a, True) for a in d.inherited]}
+            for path, d in spec.directories.items()
+        },
+        "faults": [f.model_dump() for f in spec.faults],
+    }

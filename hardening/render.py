@@ -1,0 +1,118 @@
+"""Turning requests into text: PowerShell bundles for Windows hosts, cmdlet lines for plans.
+
+User values reach PowerShell only as one JSON literal per call, bound to ``$Call`` and read as
+``$Desired`` — never pasted into code. :func:`ps_quote` doubles every character PowerShell
+treats as a single quote (' ‘ ’ ‚ ‛), and the JSON is ASCII-only, so a value cannot end the
+literal. Kind templates hold no user data at all: they are fixed PowerShell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from .model import Bundle, CmdletCall, ScriptCall, Section, Switch
+from .resources import data_dir
+
+__all__ = ["bundle_script", "cmdlet_text", "ps_json", "ps_literal", "ps_quote", "section_text"]
+
+# PowerShell's tokenizer ends a single-quoted string at any of these (and doubles escape them).
+SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+_QUOTE_RE = re.compile(f"([{SINGLE_QUOTES}])")
+CALL_MARKER = "# hardening:call"
+
+
+def ps_quote(text: str) -> str:
+    """A PowerShell single-quoted string literal holding ``text`` verbatim."""
+    return "'" + _QUOTE_RE.sub(r"\1\1", text) + "'"
+
+
+def ps_json(value: Any) -> str:
+    """``value`` as compact, ASCII-only JSON inside one single-quoted PowerShell literal."""
+    return ps_quote(json.dumps(value, ensure_ascii=True, separators=(",", ":")))
+
+
+def ps_literal(value: Any) -> str:
+    """A cmdlet argument as PowerShell text (for plans and snapshots; PSRP sends data)."""
+    if value is None:
+        return "$null"
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join(ps_literal(v) for v in value) if value else "@()"
+    return ps_quote(str(value))
+
+
+def cmdlet_text(call: CmdletCall) -> str:
+    """``Set-PopSettings -Server 'MAIL01' -LoginType 'SecureLogin'``."""
+    parts = [call.cmdlet]
+    for name, value in call.parameters:
+        parts.append(f"-{name}" if isinstance(value, Switch) else f"-{name} {ps_literal(value)}")
+    return " ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["ps_json"] = ps_json
+    env.filters["ps_quote"] = ps_quote
+    return env
+
+
+def _block(call: ScriptCall) -> str:
+    module = _environment().get_template(f"{call.kind}.ps1.j2").module
+    macro = getattr(module, call.op, None)
+    if macro is None:
+        raise LookupError(f"template {call.kind}.ps1.j2 has no {call.op} block")
+    return str(macro()).strip("\n")
+
+
+def bundle_script(sections: Iterable[Section]) -> str:
+    """One PowerShell script for the script sections of a bundle (one pipeline on the host).
+
+    Each call runs in its own scope and try/catch and writes one compressed JSON record:
+    ``{"id":…,"n":…,"ok":true,"state":…}`` or ``{"id":…,"n":…,"ok":false,"error":…}``.
+    """
+    calls = []
+    for section in sections:
+        for n, call in enumerate(section.calls):
+            if not isinstance(call, ScriptCall):
+                raise TypeError(f"section {section.id} mixes cmdlet calls into a script bundle")
+            calls.append({"kind": call.kind, "op": call.op, "body": _block(call),
+                          "literal": ps_json({"id": section.id, "n": n, "data": call.data})})
+    return _environment().get_template("bundle.ps1.j2").render(calls=calls, marker=CALL_MARKER)
+
+
+def section_text(section: Section) -> str:
+    """A section as a person reviews it: cmdlet lines, or the script with its JSON literal."""
+    if section.is_script:
+        return bundle_script([section])
+    return "\n".join(cmdlet_text(c) for c in section.calls if isinstance(c, CmdletCall))
+
+
+def bundle_text(bundle: Bundle) -> str:
+    """Every section of a bundle as text: the Windows script, then the Exchange cmdlet lines."""
+    script = [s for s in bundle if s.is_script]
+    cmdlets = [s for s in bundle if not s.is_script]
+    parts = [bundle_script(script)] if script else []
+    parts += [section_text(s) for s in cmdlets]
+    return "\n".join(parts)
+
+
+def data_literal(data: Mapping[str, Any]) -> str:
+    """The JSON literal of a call's data, as the bundle carries it (for tests and review)."""
+    return ps_json(data)

@@ -1,0 +1,314 @@
+"""The engine: observe → decide → enforce + re-read, hosts in parallel.
+
+Per host: facts (one round trip unless declared), one bundle of reads, then in apply mode one
+bundle of writes each followed by its re-read (drifted, enforced controls only), then one
+bundle of service restarts where changes need them and the playbook allows. Decisions are
+made here, in Python; the remote side never sees a mode. An outcome is ``fixed`` only when the
+re-read matches the desired state. A failing control is an outcome, never an exception.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import plan as planning
+from .compare import State, diff, display
+from .errors import TargetError
+from .facts import Facts, facts_section
+from .inventory import Host, Inventory
+from .kinds import ControlFailed, NotApplicable
+from .lab import Lab, load_lab
+from .model import Bundle, Change, HostResult, Mode, Outcome, Policy, Run, ScriptCall, Section, SectionResult, Status
+from .playbook import Playbook
+from .targets import Target, open_target
+from .version import __version__
+
+__all__ = ["Options", "execute"]
+
+log = logging.getLogger(__name__)
+
+RESTART_SECTION_ID = "_restart"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run is done. ``timeout`` bounds each host's whole conversation, in seconds."""
+
+    limit: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    forks: int = 16
+    timeout: float = 900.0
+    today: dt.date | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+
+
+def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Options | None = None,
+            lab: Lab | None = None) -> Run:
+    """Run a playbook against an inventory in one mode and return the :class:`Run`."""
+    options = options or Options()
+    started = dt.datetime.now(dt.UTC)
+    today = options.today or dt.date.today()
+    host_plans = planning.select(playbook, inventory, limit=options.limit, tags=options.tags,
+                                 skip_tags=options.skip_tags)
+    if lab is None and mode is not Mode.PLAN and any(p.host.connection.transport == "lab" for p in host_plans):
+        lab = load_lab(inventory.lab)
+    if mode is Mode.PLAN:
+        texts = {p.host.name: planning.describe(p, Facts.from_mapping({}, p.host.facts), today) for p in host_plans}
+        hosts = tuple(HostResult(p.host.name, True, None, dict(p.host.facts), 0, ()) for p in host_plans)
+        return Run(_run_id(), mode, started, dt.datetime.now(dt.UTC), __version__, playbook.sources,
+                   hosts, texts)
+    workers = max(1, min(options.forks, len(host_plans)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hardening-host") as pool:
+        futures = [pool.submit(_run_host, mode, p, lab, today, options) for p in host_plans]
+        results = tuple(f.result() for f in futures)
+    if lab is not None:
+        lab.save()
+    return Run(_run_id(), mode, started, dt.datetime.now(dt.UTC), __version__, playbook.sources, results)
+
+
+def _run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+class _Session:
+    """A target with the host's deadline checked before every round trip."""
+
+    def __init__(self, target: Target, host: str, deadline: float, options: Options) -> None:
+        self.target = target
+        self.host = host
+        self.deadline = deadline
+        self.options = options
+
+    def run(self, bundle: Bundle) -> dict[str, SectionResult]:
+        if self.options.clock() > self.deadline:
+            raise TargetError(self.host, f"per-host timeout of {self.options.timeout:g} s reached")
+        return {r.id: r for r in self.target.run(bundle)}
+
+
+def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: dt.date,
+              options: Options) -> HostResult:
+    host = host_plan.host
+    deadline = options.clock() + options.timeout
+    try:
+        target = open_target(host, lab)
+    except TargetError as exc:
+        return _unreachable(host_plan, str(exc.problem), 0, host.facts)
+    session = _Session(target, host.name, deadline, options)
+    facts: Facts | None = None
+    try:
+        facts = _facts(session, host)
+        steps = planning.steps(host_plan, facts, today)
+        outcomes = _run_steps(mode, session, host.name, steps)
+        return HostResult(host.name, True, None, facts.to_json(), target.requests, tuple(outcomes))
+    except TargetError as exc:
+        return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
+    finally:
+        target.close()
+
+
+def _facts(session: _Session, host: Host) -> Facts:
+    if "os_version" in host.facts:
+        return Facts.from_mapping({}, host.facts)
+    section = facts_section()
+    result = session.run((section,))[section.id]
+    if not result.ok or not isinstance(result.values[0], Mapping):
+        raise TargetError(host.name, f"could not read facts: {result.error or 'no answer'}")
+    return Facts.from_mapping(result.values[0], host.facts)
+
+
+def _unreachable(host_plan: planning.HostPlan, problem: str, requests: int, facts: Mapping[str, Any]) -> HostResult:
+    outcomes = tuple(
+        Outcome(host_plan.host.name, c.id, c.title, c.kind, Status.FAILED, f"host unreachable: {problem}",
+                references=c.references)
+        for c in host_plan.controls)
+    return HostResult(host_plan.host.name, False, problem, dict(facts), requests, outcomes)
+
+
+@dataclass
+class _Work:
+    """A step's progress through the phases (mutable only inside one host's worker)."""
+
+    step: planning.Step
+    host: str
+    reads: tuple[Any, ...] = ()
+    observed: State | None = None
+    desired: State | None = None
+    changes: tuple[Change, ...] = ()
+    writes: tuple[Any, ...] = ()
+    outcome: Outcome | None = None
+
+
+def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[planning.Step]) -> list[Outcome]:
+    work = [_Work(s, host) for s in steps]
+    for w in work:
+        if w.step.status is not None:
+            w.outcome = _outcome(w, w.step.status, w.step.message)
+    active = [w for w in work if w.outcome is None]
+    for w in active:
+        _guard(w, lambda w=w: setattr(w, "reads", w.step.kind.read(w.step.params, w.step.ctx)))
+    reading = [w for w in active if w.outcome is None]
+    results = session.run(tuple(Section(w.step.control.id, w.reads) for w in reading)) if reading else {}
+    for w in reading:
+        _guard(w, lambda w=w: _decide(mode, w, results[w.step.control.id]))
+    writing = [w for w in reading if w.outcome is None]
+    for w in writing:
+        _guard(w, lambda w=w: setattr(w, "writes", w.step.kind.write(w.step.params, w.step.ctx, w.observed,
+                                                                     w.desired or {})))
+    writing = [w for w in writing if w.outcome is None]
+    if writing:
+        results = session.run(tuple(Section(w.step.control.id, (*w.writes, *w.reads)) for w in writing))
+        for w in writing:
+            _guard(w, lambda w=w: _verify(w, results[w.step.control.id]))
+        _restart(session, host, [w for w in writing if w.outcome and w.outcome.status is Status.FIXED])
+    return [w.outcome for w in work if w.outcome is not None]
+
+
+def _guard(w: _Work, action: Callable[[], Any]) -> None:
+    """Run one phase of one control; what it raises becomes that control's outcome only."""
+    try:
+        action()
+    except NotApplicable as exc:
+        w.outcome = _outcome(w, Status.NOT_APPLICABLE, str(exc))
+    except ControlFailed as exc:
+        w.outcome = _outcome(w, Status.FAILED, str(exc))
+    except TargetError:
+        raise
+    except Exception as exc:  # a kind's bug must not hide the other controls
+        log.exception("kind %s failed on control %s", w.step.kind.name, w.step.control.id)
+        w.outcome = _outcome(w, Status.FAILED, f"internal error in kind {w.step.kind.name}: {exc!r}")
+
+
+def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
+    kind, params, ctx = w.step.kind, w.step.params, w.step.ctx
+    if not result.ok:
+        w.outcome = _outcome(w, Status.FAILED, f"could not read: {result.error}")
+        return
+    w.observed = kind.observe(params, ctx, result.values)
+    w.desired = kind.desire(params, ctx, w.observed)
+    w.changes = diff(w.desired, w.observed, kind.comparers)
+    if not w.changes:
+        w.outcome = _outcome(w, Status.COMPLIANT, _compliant_sentence(w.desired))
+    elif mode is Mode.CHECK:
+        w.outcome = _outcome(w, Status.DRIFTED, _drift_sentence(w.changes))
+    elif w.step.control.policy is Policy.MONITOR:
+        w.outcome = _outcome(w, Status.DRIFTED, "policy monitor, not changed: " + _drift_sentence(w.changes))
+
+
+def _verify(w: _Work, result: SectionResult) -> None:
+    kind, params, ctx = w.step.kind, w.step.params, w.step.ctx
+    n = len(w.writes)
+    write_error = next((e for e in result.errors[:n] if e is not None), None)
+    read_error = next((e for e in result.errors[n:] if e is not None), None)
+    if read_error is not None:
+        problem = f"write failed: {write_error}; " if write_error else "written, but "
+        w.outcome = _outcome(w, Status.FAILED, f"{problem}the re-read failed: {read_error}; state unknown")
+        return
+    after = kind.observe(params, ctx, result.values[n:])
+    remaining = diff(w.desired or {}, after, kind.comparers)
+    if write_error is not None:
+        w.outcome = _outcome(w, Status.FAILED, f"write failed: {write_error}", after=after)
+    elif remaining:
+        w.outcome = _outcome(w, Status.FAILED, "written, but the re-read does not match: "
+                             + _drift_sentence(remaining), after=after)
+    else:
+        w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes), after=after)
+
+
+def _restart(session: _Session, host: str, fixed: list[_Work]) -> None:
+    """Restart what the fixed controls need, once per host, only where the playbook allows."""
+    wanted: dict[str, list[_Work]] = {}
+    for w in fixed:
+        services = w.step.kind.restarts(w.step.params, w.step.ctx, w.changes)
+        if not services:
+            continue
+        if w.step.kind.restart_policy(w.step.params) == "allowed":
+            for service in services:
+                wanted.setdefault(service, []).append(w)
+        else:
+            assert w.outcome is not None
+            w.outcome = replace(w.outcome, pending_restarts=services, message=w.outcome.message
+                                + f"; not live until {', '.join(services)} restart (restart: deferred)")
+    if not wanted:
+        return
+    section = Section(RESTART_SECTION_ID, (ScriptCall("service_restart", "write", {"services": sorted(wanted)}),))
+    result = session.run((section,))[section.id]
+    actions: dict[str, str] = {}
+    if result.ok and isinstance(result.values[0], Mapping):
+        for entry in result.values[0].get("services") or []:
+            actions[str(entry.get("name"))] = str(entry.get("action"))
+    for w in {id(w): w for ws in wanted.values() for w in ws}.values():
+        assert w.outcome is not None
+        services = w.step.kind.restarts(w.step.params, w.step.ctx, w.changes)
+        if not result.ok:
+            w.outcome = replace(w.outcome, status=Status.FAILED, pending_restarts=services,
+                                message=w.outcome.message + f"; but restarting {', '.join(services)} failed: "
+                                f"{result.error}; the setting is not live yet")
+            continue
+        restarted = tuple(s for s in services if actions.get(s) == "restarted")
+        idle = [s for s in services if actions.get(s) == "not running"]
+        missing = [s for s in services if actions.get(s) not in {"restarted", "not running"}]
+        note = ""
+        if restarted:
+            note += f"; restarted {', '.join(restarted)}"
+        if idle:
+            note += f"; {', '.join(idle)} not running, left stopped (the setting applies when started)"
+        if missing:
+            note += f"; service {', '.join(missing)} not found"
+        w.outcome = replace(w.outcome, restarted=restarted, message=w.outcome.message + note)
+
+
+def _public(state: State | None) -> dict[str, Any]:
+    """A state for reports: kinds' bookkeeping keys (leading underscore) left out."""
+    if state is None:
+        return {}
+    return {obj: None if props is None else {k: v for k, v in props.items() if not k.startswith("_")}
+            for obj, props in state.items()}
+
+
+def _outcome(w: _Work, status: Status, message: str, after: State | None = None) -> Outcome:
+    control = w.step.control
+    return Outcome(
+        host=w.host,
+        control=control.id,
+        title=control.title,
+        kind=control.kind,
+        status=status,
+        message=message,
+        desired=_public(w.desired),
+        before=_public(w.observed),
+        after=_public(after if after is not None else (w.observed if status is not Status.FAILED else None)),
+        changes=w.changes,
+        references=control.references,
+        variant=w.step.ctx.variant.name if w.step.ctx else None,
+    )
+
+
+def _compliant_sentence(desired: State) -> str:
+    pairs = [(obj, prop, value) for obj, props in desired.items() for prop, value in (props or {}).items()]
+    if len(pairs) == 1:
+        obj, prop, value = pairs[0]
+        return f"{prop} is already {display(value)} on {obj}"
+    objects = list(desired)
+    where = objects[0] if len(objects) == 1 else f"{len(objects)} objects ({', '.join(objects[:3])}" + (
+        ", …)" if len(objects) > 3 else ")")
+    return f"{len(pairs)} settings already as desired on {where}"
+
+
+def _drift_sentence(changes: Sequence[Change]) -> str:
+    shown = [f"{c.path} is {display(c.before)}, should be {display(c.after)}" for c in changes[:3]]
+    more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+    return "; ".join(shown) + more
+
+
+def _fixed_sentence(changes: Sequence[Change]) -> str:
+    shown = [f"{c.path} {display(c.before)} → {display(c.after)}" for c in changes[:3]]
+    more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+    return "changed " + "; ".join(shown) + more + " (verified by re-read)"

@@ -1,0 +1,31 @@
+"""Shared fixtures: the built-in lab, fresh for every test, and the shipped playbooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hardening import load_inventory, load_lab, load_playbook
+from hardening.cli import DEMO_INVENTORY
+from hardening.inventory import Inventory
+from hardening.lab import Lab
+from hardening.playbook import Playbook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def lab() -> Lab:
+    """The built-in demo scenario, fresh and in memory (MAIL01-03 drifted, MAIL04 compliant)."""
+    return load_lab()
+
+
+@pytest.fixture
+def demo_inventory() -> Inventory:
+    return load_inventory(DEMO_INVENTORY)
+
+
+@pytest.fixture
+def baseline() -> Playbook:
+    return load_playbook(ROOT / "playbooks" / "baseline.yml")
