@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     console = Console(no_color=args.no_color, highlight=False, soft_wrap=False)
-    errors = Console(stderr=True, no_color=args.no_color, highlight=False)
+    errors = Console(stderr=True, no_color=args.no_color, highlight=False, soft_wrap=True)
     try:
         return int(COMMANDS[args.command](args, console))
     except HardeningError as exc:
@@ -107,12 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, console: Console) -> int:
     playbook = load_playbook(args.playbook)
     inventory = load_inventory(args.inventory)
-    selection = {"limit": _split(args.limit), "tags": _split(args.tags), "skip_tags": _split(args.skip_tags)}
+    limit, tags, skip_tags = _split(args.limit), _split(args.tags), _split(args.skip_tags)
     if args.command == "plan":
-        run = plan(playbook, inventory, **selection)
+        run = plan(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags)
     else:
         action = check if args.command == "check" else apply
-        run = action(playbook, inventory, forks=max(1, args.forks), timeout=args.timeout, **selection)
+        run = action(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags, forks=max(1, args.forks),
+                     timeout=args.timeout)
     print_run(run, console, diff=getattr(args, "diff", False))
     _write_reports(run, args.report_json, args.report_junit, console)
     return 0 if args.command == "plan" else run.exit_code

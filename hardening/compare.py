@@ -24,6 +24,7 @@ __all__ = [
     "WELL_KNOWN_SIDS",
     "Comparer",
     "State",
+    "describe_change",
     "diff",
     "display",
     "sid_of",
@@ -34,10 +35,29 @@ State = Mapping[str, Mapping[str, Any] | None]
 
 @dataclass(frozen=True)
 class Comparer:
-    """How one property compares: ``key`` maps a value to what is compared."""
+    """How one property compares: ``key`` maps a value to what is compared.
+
+    ``item`` (for set-like properties) names one element for people, so a difference can be
+    said as what to add and what to remove instead of two long lists.
+    """
 
     name: str
     key: Callable[[Any], Any]
+    item: Callable[[Any], str] | None = None
+
+    def delta(self, before: Any, after: Any) -> str | None:
+        """``add X; remove Y`` for set-like properties; None where that does not apply."""
+        if self.item is None:
+            return None
+        try:
+            before_items = {self.key([b]): b for b in _items(before)}
+            after_items = {self.key([a]): a for a in _items(after)}
+        except (TypeError, ValueError):
+            return None
+        added = [self.item(v) for k, v in after_items.items() if k not in before_items]
+        removed = [self.item(v) for k, v in before_items.items() if k not in after_items]
+        parts = ([f"add {', '.join(added)}"] if added else []) + ([f"remove {', '.join(removed)}"] if removed else [])
+        return "; ".join(parts) or None
 
     def equal(self, desired: Any, observed: Any) -> bool:
         try:
@@ -132,11 +152,17 @@ def _sid(value: Any) -> str:
     return sid_of(text) or text.casefold()
 
 
+def _items(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return split_list(value)
+    return list(value or [])
+
+
 EXACT = Comparer("exact", lambda v: v)
 BOOL = Comparer("bool", _bool)
 TEXT = Comparer("text, case-insensitive", _text)
-FLAGS = Comparer("set of flags, case-insensitive", _flags)
-TEXT_SET = Comparer("set of strings, case-insensitive", _flags)
+FLAGS = Comparer("set of flags, case-insensitive", _flags, item=str)
+TEXT_SET = Comparer("set of strings, case-insensitive", _flags, item=str)
 SID = Comparer("SID", _sid)
 
 
@@ -151,6 +177,16 @@ def display(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k}: {display(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+def describe_change(change: Change, comparers: Mapping[str, Comparer]) -> str:
+    """``obj.prop is X, should be Y``, or ``obj.prop: add …; remove …`` for set-like properties."""
+    prop = change.path.rsplit(".", 1)[-1]
+    comparer = comparers.get(prop, EXACT)
+    delta = comparer.delta(change.before, change.after)
+    if delta:
+        return f"{change.path}: {delta}"
+    return f"{change.path} is {display(change.before)}, should be {display(change.after)}"
 
 
 def diff(desired: State, observed: State, comparers: Mapping[str, Comparer]) -> tuple[Change, ...]:

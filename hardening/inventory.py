@@ -210,13 +210,11 @@ def load_inventory(path: str | Path) -> Inventory:
     for name, host_model in model.hosts.items():
         spec = host_model or HostModel()
         groups = frozenset(g for g, m in members.items() if name in m)
-        ordered = sorted(groups, key=lambda g: _depth(model, g))
-        conn = _merge([defaults, *(model.groups[g].connection for g in ordered if model.groups[g]), spec.connection])
+        ordered = [model.groups[g] or GroupModel() for g in sorted(groups, key=lambda g: _depth(model, g))]
+        conn = _merge([defaults, *(group.connection for group in ordered), spec.connection])
         variables: dict[str, Any] = dict(model.vars)
-        for g in ordered:
-            group = model.groups[g]
-            if group:
-                variables.update(group.vars)
+        for group in ordered:
+            variables.update(group.vars)
         variables.update(spec.vars)
         hosts[name] = Host(str(name), spec.address or str(name), conn, variables, dict(spec.facts), groups)
     base = Path(path).parent

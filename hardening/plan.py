@@ -46,6 +46,12 @@ class Step:
     status: Status | None = None
     message: str = ""
 
+    def ready(self) -> tuple[KindParams, Context]:
+        """Parameters and context of a step that runs (one with no preset status)."""
+        if self.params is None or self.ctx is None:
+            raise RuntimeError(f"step {self.control.id} was decided before it ran: {self.message}")
+        return self.params, self.ctx
+
 
 def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
            skip_tags: Iterable[str] = ()) -> tuple[HostPlan, ...]:
@@ -106,7 +112,8 @@ def steps(plan: HostPlan, facts: Facts, today: dt.date) -> tuple[Step, ...]:
 
 def render_params(control: Control, host: Host, facts: Facts) -> KindParams:
     """Render ``{{ … }}`` in a control's parameters for one host, then validate them."""
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                                       finalize=_known)
     variables: dict[str, Any] = {**control.vars, **host.vars, "facts": facts.to_json(), "host": host.name}
 
     def render(value: Any) -> Any:
@@ -129,13 +136,22 @@ def render_params(control: Control, host: Host, facts: Facts) -> KindParams:
         raise control.params_error(exc) from None
 
 
+def _known(value: Any) -> Any:
+    """Refuse to render an unknown fact (None) as the text "None" into a parameter."""
+    if value is None:
+        raise jinja2.UndefinedError("a variable or fact used here has no value on this host")
+    return value
+
+
 def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
     """What ``check`` would read and ``apply`` could write on this host, as text (sends nothing)."""
     lines = [f"# host {plan.host.name}"]
     if not facts.os_version:
-        lines.append("# facts are not declared: a real run reads them first (one round trip); the first "
-                     "variant of each kind is shown")
-    for step in steps(plan, facts if facts.os_version else _assumed(plan.host), today):
+        facts = _assumed(plan.host)
+        lines.append("# facts are not declared: a real run reads them first (one round trip); shown with "
+                     f"assumed facts: {facts.windows_product}, {facts.exchange_product}, install path "
+                     f"{facts.exchange_install_path}")
+    for step in steps(plan, facts, today):
         lines.append(f"\n## {step.control.id} ({step.kind.name}): {step.control.title}")
         if step.status is not None or step.params is None or step.ctx is None:
             lines.append(f"# {step.status.value if step.status else 'skipped'}: {step.message}")
@@ -157,4 +173,6 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
 def _assumed(host: Host) -> Facts:
     """Facts to plan with when none are declared: the first variant of every kind applies."""
     return Facts.from_mapping({"computer_name": host.name.split(".")[0].upper(), "os_version": "10.0.17763",
-                               "exchange_version": "15.2.0.0"}, host.facts)
+                               "exchange_version": "15.2.0.0",
+                               "exchange_install_path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"},
+                              host.facts)

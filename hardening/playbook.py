@@ -27,7 +27,16 @@ from .model import PlaybookRef, Policy
 from .resources import data_dir
 from .sourcefile import Document, load_yaml, validate, validation_error
 
-__all__ = ["Control", "ControlException", "HostPatterns", "Playbook", "load_playbook", "matches_any", "playbook_schema", "resolve_playbook_path"]
+__all__ = [
+    "Control",
+    "ControlException",
+    "HostPatterns",
+    "Playbook",
+    "load_playbook",
+    "matches_any",
+    "playbook_schema",
+    "resolve_playbook_path",
+]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -58,7 +67,7 @@ class ControlBase(_Strict):
 
     id: str = Field(pattern=ID_PATTERN, description="Unique across the run; letters, digits, . _ -")
     title: str = Field(min_length=1)
-    references: ReferencesModel = Field(default_factory=ReferencesModel)
+    references: ReferencesModel = Field(default_factory=lambda: ReferencesModel())
     tags: list[str] = Field(default_factory=list)
     policy: Policy = Field(Policy.ENFORCE, description="enforce: apply writes it; monitor: only checked.")
     exceptions: list[ExceptionModel] = Field(default_factory=list)

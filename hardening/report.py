@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .compare import display
-from .model import Outcome, Run, Status
+from .model import Change, Outcome, Run, Status
 
 __all__ = ["JSON_SCHEMA_ID", "print_run", "run_to_json", "write_json", "write_junit"]
 
@@ -116,6 +116,18 @@ def write_junit(run: Run, path: str | Path) -> Path:
     return target
 
 
+def _change_text(change: Change) -> str:
+    """One property's before → after; set-like values as what was added and removed."""
+    if isinstance(change.before, list) and isinstance(change.after, list):
+        before, after = [display(v) for v in change.before], [display(v) for v in change.after]
+        added = [a for a in after if a not in before]
+        removed = [b for b in before if b not in after]
+        if added or removed:
+            return f"{change.path}: " + "; ".join(([f"+ {', '.join(added)}"] if added else [])
+                                                   + ([f"- {', '.join(removed)}"] if removed else []))
+    return f"{change.path}: {display(change.before)} → {display(change.after)}"
+
+
 def print_run(run: Run, console: Console, *, diff: bool = False, title: str | None = None) -> None:
     """The terminal table: host, control, status, sentence; with ``diff``, before → after per property."""
     if run.plan_text:
@@ -132,7 +144,7 @@ def print_run(run: Run, console: Console, *, diff: bool = False, title: str | No
             sentence = Text(o.message)
             if diff and o.changes:
                 for c in o.changes:
-                    sentence.append(f"\n  {c.path}: {display(c.before)} → {display(c.after)}", style="dim")
+                    sentence.append(f"\n  {_change_text(c)}", style="dim")
             table.add_row(host.name, o.control, Text(o.status.value, style=STYLES[o.status]), sentence)
     console.print(table)
     summary = run.summary

@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from . import plan as planning
-from .compare import State, diff, display
+from .compare import EXACT, Comparer, State, describe_change, diff, display
 from .errors import TargetError
 from .facts import Facts, facts_section
 from .inventory import Host, Inventory
@@ -153,28 +154,37 @@ def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[plannin
             w.outcome = _outcome(w, w.step.status, w.step.message)
     active = [w for w in work if w.outcome is None]
     for w in active:
-        _guard(w, lambda w=w: setattr(w, "reads", w.step.kind.read(w.step.params, w.step.ctx)))
+        _guard(w, _plan_reads)
     reading = [w for w in active if w.outcome is None]
     results = session.run(tuple(Section(w.step.control.id, w.reads) for w in reading)) if reading else {}
     for w in reading:
-        _guard(w, lambda w=w: _decide(mode, w, results[w.step.control.id]))
+        _guard(w, partial(_decide, mode, result=results[w.step.control.id]))
     writing = [w for w in reading if w.outcome is None]
     for w in writing:
-        _guard(w, lambda w=w: setattr(w, "writes", w.step.kind.write(w.step.params, w.step.ctx, w.observed,
-                                                                     w.desired or {})))
+        _guard(w, _plan_writes)
     writing = [w for w in writing if w.outcome is None]
     if writing:
         results = session.run(tuple(Section(w.step.control.id, (*w.writes, *w.reads)) for w in writing))
         for w in writing:
-            _guard(w, lambda w=w: _verify(w, results[w.step.control.id]))
+            _guard(w, partial(_verify, result=results[w.step.control.id]))
         _restart(session, host, [w for w in writing if w.outcome and w.outcome.status is Status.FIXED])
     return [w.outcome for w in work if w.outcome is not None]
 
 
-def _guard(w: _Work, action: Callable[[], Any]) -> None:
+def _plan_reads(w: _Work) -> None:
+    params, ctx = w.step.ready()
+    w.reads = w.step.kind.read(params, ctx)
+
+
+def _plan_writes(w: _Work) -> None:
+    params, ctx = w.step.ready()
+    w.writes = w.step.kind.write(params, ctx, w.observed, w.desired or {})
+
+
+def _guard(w: _Work, action: Callable[[_Work], None]) -> None:
     """Run one phase of one control; what it raises becomes that control's outcome only."""
     try:
-        action()
+        action(w)
     except NotApplicable as exc:
         w.outcome = _outcome(w, Status.NOT_APPLICABLE, str(exc))
     except ControlFailed as exc:
@@ -187,7 +197,7 @@ def _guard(w: _Work, action: Callable[[], Any]) -> None:
 
 
 def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
-    kind, params, ctx = w.step.kind, w.step.params, w.step.ctx
+    kind, (params, ctx) = w.step.kind, w.step.ready()
     if not result.ok:
         w.outcome = _outcome(w, Status.FAILED, f"could not read: {result.error}")
         return
@@ -197,13 +207,14 @@ def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
     if not w.changes:
         w.outcome = _outcome(w, Status.COMPLIANT, _compliant_sentence(w.desired))
     elif mode is Mode.CHECK:
-        w.outcome = _outcome(w, Status.DRIFTED, _drift_sentence(w.changes))
+        w.outcome = _outcome(w, Status.DRIFTED, _drift_sentence(w.changes, kind.comparers))
     elif w.step.control.policy is Policy.MONITOR:
-        w.outcome = _outcome(w, Status.DRIFTED, "policy monitor, not changed: " + _drift_sentence(w.changes))
+        w.outcome = _outcome(w, Status.DRIFTED, "policy monitor, not changed: "
+                             + _drift_sentence(w.changes, kind.comparers))
 
 
 def _verify(w: _Work, result: SectionResult) -> None:
-    kind, params, ctx = w.step.kind, w.step.params, w.step.ctx
+    kind, (params, ctx) = w.step.kind, w.step.ready()
     n = len(w.writes)
     write_error = next((e for e in result.errors[:n] if e is not None), None)
     read_error = next((e for e in result.errors[n:] if e is not None), None)
@@ -217,19 +228,20 @@ def _verify(w: _Work, result: SectionResult) -> None:
         w.outcome = _outcome(w, Status.FAILED, f"write failed: {write_error}", after=after)
     elif remaining:
         w.outcome = _outcome(w, Status.FAILED, "written, but the re-read does not match: "
-                             + _drift_sentence(remaining), after=after)
+                             + _drift_sentence(remaining, kind.comparers), after=after)
     else:
-        w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes), after=after)
+        w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes, kind.comparers), after=after)
 
 
 def _restart(session: _Session, host: str, fixed: list[_Work]) -> None:
     """Restart what the fixed controls need, once per host, only where the playbook allows."""
     wanted: dict[str, list[_Work]] = {}
     for w in fixed:
-        services = w.step.kind.restarts(w.step.params, w.step.ctx, w.changes)
+        params, ctx = w.step.ready()
+        services = w.step.kind.restarts(params, ctx, w.changes)
         if not services:
             continue
-        if w.step.kind.restart_policy(w.step.params) == "allowed":
+        if w.step.kind.restart_policy(params) == "allowed":
             for service in services:
                 wanted.setdefault(service, []).append(w)
         else:
@@ -246,7 +258,7 @@ def _restart(session: _Session, host: str, fixed: list[_Work]) -> None:
             actions[str(entry.get("name"))] = str(entry.get("action"))
     for w in {id(w): w for ws in wanted.values() for w in ws}.values():
         assert w.outcome is not None
-        services = w.step.kind.restarts(w.step.params, w.step.ctx, w.changes)
+        services = w.step.kind.restarts(*w.step.ready(), w.changes)
         if not result.ok:
             w.outcome = replace(w.outcome, status=Status.FAILED, pending_restarts=services,
                                 message=w.outcome.message + f"; but restarting {', '.join(services)} failed: "
@@ -297,18 +309,29 @@ def _compliant_sentence(desired: State) -> str:
         obj, prop, value = pairs[0]
         return f"{prop} is already {display(value)} on {obj}"
     objects = list(desired)
-    where = objects[0] if len(objects) == 1 else f"{len(objects)} objects ({', '.join(objects[:3])}" + (
-        ", …)" if len(objects) > 3 else ")")
-    return f"{len(pairs)} settings already as desired on {where}"
+    if len(objects) == 1:
+        settings = ", ".join(f"{prop} {_short(value)}" for _, prop, value in pairs)
+        return f"already as desired on {objects[0]}: {settings}"
+    shown = ", ".join(objects[:3]) + (", …" if len(objects) > 3 else "")
+    return f"{len(pairs)} settings already as desired on {len(objects)} objects ({shown})"
 
 
-def _drift_sentence(changes: Sequence[Change]) -> str:
-    shown = [f"{c.path} is {display(c.before)}, should be {display(c.after)}" for c in changes[:3]]
+def _short(value: Any) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        return f"({len(value)} entries)"
+    return display(value)
+
+
+def _drift_sentence(changes: Sequence[Change], comparers: Mapping[str, Comparer]) -> str:
+    shown = [describe_change(c, comparers) for c in changes[:3]]
     more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
     return "; ".join(shown) + more
 
 
-def _fixed_sentence(changes: Sequence[Change]) -> str:
-    shown = [f"{c.path} {display(c.before)} → {display(c.after)}" for c in changes[:3]]
+def _fixed_sentence(changes: Sequence[Change], comparers: Mapping[str, Comparer]) -> str:
+    shown = []
+    for c in changes[:3]:
+        delta = comparers.get(c.path.rsplit(".", 1)[-1], EXACT).delta(c.before, c.after)
+        shown.append(f"{c.path}: {delta}" if delta else f"{c.path} {display(c.before)} → {display(c.after)}")
     more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
     return "changed " + "; ".join(shown) + more + " (verified by re-read)"

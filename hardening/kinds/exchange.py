@@ -95,7 +95,7 @@ def _port(binding: str) -> int | None:
 class ReceiveConnectorTlsParams(KindParams):
     """Parameters of ``receive_connector_tls``."""
 
-    select: ConnectorSelect = Field(default_factory=ConnectorSelect, description="Which connectors.")
+    select: ConnectorSelect = Field(default_factory=lambda: ConnectorSelect(), description="Which connectors.")
     require_tls: bool | None = Field(None, description="RequireTLS: refuse mail sessions that do not STARTTLS.")
     auth_mechanism: list[AuthMechanism] | None = Field(
         None, description="AuthMechanism, exactly this set (Tls is required when require_tls is true)."

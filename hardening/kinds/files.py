@@ -122,7 +122,14 @@ def _ace_key(entry: Mapping[str, Any]) -> tuple[str, str, int, str]:
             str(entry["applies_to"]))
 
 
-ACCESS = Comparer("set of access entries", lambda v: frozenset(_ace_key(e) for e in v or ()))
+def ace_text(entry: Mapping[str, Any]) -> str:
+    """``Allow Everyone Modify`` (with where it applies, when not the usual subtree)."""
+    who = entry.get("name") or entry["principal"]
+    where = "" if entry["applies_to"] == "this_folder_subfolders_and_files" else f" ({entry['applies_to']})"
+    return f"{entry['type']} {who} {entry['rights']}{where}"
+
+
+ACCESS = Comparer("set of access entries", lambda v: frozenset(_ace_key(e) for e in v or ()), item=ace_text)
 
 
 class NtfsAclParams(KindParams):
