@@ -1,7 +1,7 @@
 """A simulated host: its state as plain data, and the requests hardening sends, answered.
 
-Script bundles are decoded (:mod:`.decode`) and each call is answered by the kind's lab model
-in :mod:`.windows`; cmdlet invocations are answered by :mod:`.exchange`. Every request is
+Script bundles are decoded (:mod:`.decode`) and each call is answered by its kind's lab model;
+cmdlet invocations by the simulated cmdlets (:mod:`.models`, one module per family). Every request is
 recorded in ``received`` so tests can assert what crossed, byte for byte.
 """
 
@@ -12,9 +12,9 @@ import json
 import threading
 from typing import Any
 
-from ..model import CmdletCall
-from . import exchange, windows
+from ..model import CmdletCall, Switch
 from .decode import UnreadableScript, decode_bundle
+from .models import CMDLETS, SCRIPTS, LabCmdletError, LabScriptError
 
 __all__ = ["LabError", "LabHost"]
 
@@ -57,8 +57,11 @@ class LabHost:
                 record: dict[str, Any] = {"id": call.id, "n": call.n}
                 try:
                     self._fault(f"{call.kind}.{call.op}")
-                    record.update(ok=True, state=windows.answer(self.state, call.kind, call.op, call.data))
-                except (LabError, windows.LabScriptError) as exc:
+                    handler = SCRIPTS.get((call.kind, call.op))
+                    if handler is None:
+                        raise LabScriptError(f"the lab does not simulate the {call.op} block of {call.kind}")
+                    record.update(ok=True, state=handler(self.state, call.data))
+                except (LabError, LabScriptError) as exc:
                     record.update(ok=False, error=str(exc))
                 lines.append(json.dumps(record, separators=(",", ":")))
             return lines
@@ -68,7 +71,16 @@ class LabHost:
         with self._lock:
             self.received.append((call.cmdlet, call.parameters))
             self._fault(call.cmdlet)
+            if self.state.get("exchange") is None:
+                raise LabError(f"The term '{call.cmdlet}' is not recognized: Exchange is not installed on "
+                               f"{self.state['computer_name']}.")
+            handler = CMDLETS.get(call.cmdlet.casefold())
+            if handler is None:
+                raise LabError(f"The term '{call.cmdlet}' is not recognized as the name of a cmdlet "
+                               "(the lab simulates only the cmdlets hardening sends).")
+            if any(isinstance(v, Switch) for _, v in call.parameters):
+                raise LabError("The lab's cmdlets take no switch parameters.")
             try:
-                return exchange.answer(self.state, call)
-            except exchange.LabCmdletError as exc:
+                return handler(self.state, call)
+            except LabCmdletError as exc:
                 raise LabError(str(exc)) from None

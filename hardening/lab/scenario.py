@@ -15,13 +15,15 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import SimpleNamespace
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..errors import InputError
 from ..sourcefile import load_yaml, validate
 from .host import LabHost
+from .models import SECTIONS
 
 __all__ = ["BUILTIN_SCENARIO", "Lab", "LabFile", "load_lab"]
 
@@ -43,44 +45,34 @@ class LabExchange(_Strict):
     install_path: str = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
 
 
-class LabAce(_Strict):
-    principal: str = Field(description="SID or well-known name.")
-    rights: list[str] | str = Field(description="FileSystemRights names.")
-    type: Literal["allow", "deny", "Allow", "Deny"] = "allow"
-    applies_to: str = "this_folder_subfolders_and_files"
-
-
-class LabDirectory(_Strict):
-    owner: str = "S-1-5-32-544"
-    protected: bool = False
-    access: list[LabAce] = Field(default_factory=list, description="Explicit entries.")
-    inherited: list[LabAce] = Field(default_factory=list, description="Entries inherited from the parent.")
-
-
 class LabFault(_Strict):
     call: str = Field(description="A cmdlet (Set-PopSettings) or kind.op (ntfs_acl.write, facts.read).")
     error: str = Field(description="The error message the simulated host answers with.")
     times: int | None = Field(None, ge=1, description="Fail this many times, then succeed; none = always.")
 
 
-class LabHostModel(_Strict):
-    os: LabOs = Field(default_factory=LabOs)
-    powershell_version: str = "5.1.17763.1"
-    exchange: LabExchange | None = None
-    accounts: dict[str, str] = Field(default_factory=dict, description="DOMAIN\\name → SID, for name resolution.")
-    receive_connectors: list[dict[str, Any]] = Field(default_factory=list)
-    pop3: dict[str, Any] | None = None
-    imap4: dict[str, Any] | None = None
-    services: dict[str, Literal["Running", "Stopped"]] = Field(default_factory=dict)
-    directories: dict[str, LabDirectory] = Field(default_factory=dict)
-    faults: list[LabFault] = Field(default_factory=list)
+def _host_model() -> type[BaseModel]:
+    """A lab host: the core keys here plus every family's sections (hardening.lab.models)."""
+    fields: dict[str, Any] = {
+        "os": (LabOs, Field(default_factory=LabOs)),
+        "powershell_version": (str, "5.1.17763.1"),
+        "exchange": (LabExchange | None, None),
+        "faults": (list[LabFault], Field(default_factory=list)),
+    }
+    for name, section in SECTIONS.items():
+        fields[name] = (section.annotation, Field(default_factory=lambda d=section.default: copy.deepcopy(d),
+                                                  description=section.description))
+    return create_model("LabHostModel", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+LabHostModel = _host_model()
 
 
 class LabFile(_Strict):
     """The top level of a lab file."""
 
     description: str = ""
-    hosts: dict[str, LabHostModel]
+    hosts: dict[str, LabHostModel]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -137,41 +129,17 @@ def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
     return lab
 
 
-def _initial_state(name: str, spec: LabHostModel) -> dict[str, Any]:
+def _initial_state(name: str, spec: Any) -> dict[str, Any]:
     """The simulated host's state as Exchange and Windows would hold it."""
-    from ..compare import sid_of
-    from ..kinds.files import APPLIES_TO, rights_mask
-
-    def entry(ace: LabAce, inherited: bool) -> dict[str, Any]:
-        allow = ace.type.lower() == "allow"
-        rights = [ace.rights] if isinstance(ace.rights, str) else ace.rights
-        inheritance, propagation = APPLIES_TO[ace.applies_to]
-        return {"sid": sid_of(ace.principal) or spec.accounts.get(ace.principal, ace.principal),
-                "rights": rights_mask(rights, allow), "inheritance": inheritance, "propagation": propagation,
-                "type": "Allow" if allow else "Deny", "inherited": inherited}
-
-    connectors = []
-    for raw in spec.receive_connectors:
-        connector = {"Enabled": True, "TransportRole": "FrontendTransport", "RequireTLS": False,
-                     "AuthMechanism": "Tls", "TlsCertificateName": None, "Bindings": [], **raw}
-        connector.setdefault("Server", name)
-        connector.setdefault("Identity", f"{name}\\{connector['Name']}")
-        connectors.append(connector)
-    return {
-        "computer_name": name.split(".")[0].upper(),
+    computer_name = name.split(".")[0].upper()
+    host = SimpleNamespace(computer_name=computer_name, accounts=getattr(spec, "accounts", {}))
+    state: dict[str, Any] = {
+        "computer_name": computer_name,
         "os": spec.os.model_dump(),
         "powershell_version": spec.powershell_version,
         "exchange": spec.exchange.model_dump() if spec.exchange else None,
-        "accounts": dict(spec.accounts),
-        "receive_connectors": connectors,
-        "pop3": spec.pop3,
-        "imap4": spec.imap4,
-        "services": {k: {"status": v, "restarts": 0} for k, v in spec.services.items()},
-        "directories": {
-            path: {"owner": sid_of(d.owner) or spec.accounts.get(d.owner, d.owner), "protected": d.protected,
-                   "access": [entry(a, False) for a in d.access],
-                   "inherited": [entry(a, True) for a in d.inherited]}
-            for path, d in spec.directories.items()
-        },
         "faults": [f.model_dump() for f in spec.faults],
     }
+    for key, section in SECTIONS.items():
+        state[key] = section.build(getattr(spec, key), host)
+    return state

@@ -1,0 +1,78 @@
+"""What every lab model shares: the errors a simulated host answers with, and parameter checks
+done the way PowerShell binds parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...model import CmdletCall
+
+__all__ = [
+    "CmdletHandler",
+    "LabCmdletError",
+    "LabScriptError",
+    "ScriptHandler",
+    "StateSection",
+    "bind",
+    "bool_param",
+    "enum_param",
+    "require_server",
+]
+
+State = dict[str, Any]
+CmdletHandler = Callable[[State, CmdletCall], list[dict[str, Any]]]
+ScriptHandler = Callable[[State, Any], Any]
+
+
+class LabCmdletError(Exception):
+    """What a simulated cmdlet writes to the error stream."""
+
+
+class LabScriptError(Exception):
+    """The exception message a template block's catch would report."""
+
+
+@dataclass(frozen=True)
+class StateSection:
+    """One key of a lab host in the lab file: its type (validated like a playbook) and how it
+    becomes the host's state (``build(value, host_spec)``; host_spec has the validated host)."""
+
+    annotation: Any
+    default: Any
+    build: Callable[[Any, Any], Any]
+    description: str
+
+
+def bind(call: CmdletCall, allowed: set[str]) -> dict[str, Any]:
+    """Parameters by their declared names; an unknown one fails as PowerShell's binder does."""
+    out: dict[str, Any] = {}
+    for name, value in call.parameters:
+        match = next((a for a in allowed if a.casefold() == name.casefold()), None)
+        if match is None:
+            raise LabCmdletError(f"A parameter cannot be found that matches parameter name '{name}'.")
+        out[match] = value
+    return out
+
+
+def bool_param(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise LabCmdletError(f"Cannot process argument transformation on parameter '{name}'. "
+                             f"Cannot convert value \"{value}\" to type \"System.Boolean\".")
+    return value
+
+
+def enum_param(name: str, type_name: str, value: Any, allowed: list[str]) -> str:
+    match = next((n for n in allowed if n.casefold() == str(value).casefold()), None)
+    if match is None:
+        raise LabCmdletError(f"Cannot process argument transformation on parameter '{name}'. Cannot convert "
+                             f"value \"{value}\" to type \"{type_name}\". Valid values: {', '.join(allowed)}")
+    return match
+
+
+def require_server(state: Mapping[str, Any], server: Any) -> None:
+    """The simulated endpoint serves one server; another -Server is not found."""
+    if server is not None and str(server).casefold() != str(state["computer_name"]).casefold():
+        raise LabCmdletError(f"The specified server '{server}' could not be found (this simulated endpoint "
+                             f"serves {state['computer_name']} only).")

@@ -1,0 +1,61 @@
+"""Lab model of POP3 and IMAP4 settings (``Get/Set-PopSettings``, ``Get/Set-ImapSettings``)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ...model import CmdletCall
+from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bool_param, enum_param, require_server
+
+__all__ = ["CMDLETS", "SECTIONS"]
+
+LOGIN_TYPES = ["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"]
+
+
+def _settings(state: State, key: str, server: Any) -> dict[str, Any]:
+    require_server(state, server)
+    settings = state.get(key)
+    if settings is None:
+        raise LabCmdletError(f"The {key.upper()} service is not installed on {state['computer_name']}.")
+    return settings  # type: ignore[no-any-return]
+
+
+def _handlers(key: str) -> tuple[CmdletHandler, CmdletHandler]:
+    def get(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+        args = bind(call, {"Server"})
+        return [{"Server": state["computer_name"], **copy.deepcopy(_settings(state, key, args.get("Server")))}]
+
+    def set_(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+        args = bind(call, {"Server", "LoginType", "EnableGSSAPIAndNTLMAuth", "X509CertificateName"})
+        settings = _settings(state, key, args.get("Server"))
+        if "LoginType" in args:
+            settings["LoginType"] = enum_param("LoginType", "LoginOptions", args["LoginType"], LOGIN_TYPES)
+        if "EnableGSSAPIAndNTLMAuth" in args:
+            settings["EnableGSSAPIAndNTLMAuth"] = bool_param("EnableGSSAPIAndNTLMAuth",
+                                                             args["EnableGSSAPIAndNTLMAuth"])
+        if "X509CertificateName" in args:
+            settings["X509CertificateName"] = args["X509CertificateName"]
+        return []
+
+    return get, set_
+
+
+_get_pop, _set_pop = _handlers("pop3")
+_get_imap, _set_imap = _handlers("imap4")
+
+
+def _copy(value: Any, host: Any) -> Any:
+    return copy.deepcopy(value)
+
+
+SECTIONS: dict[str, StateSection] = {
+    "pop3": StateSection(dict[str, Any] | None, None, _copy, "POP3 settings with Exchange's property names."),
+    "imap4": StateSection(dict[str, Any] | None, None, _copy, "IMAP4 settings with Exchange's property names."),
+}
+CMDLETS: dict[str, CmdletHandler] = {
+    "get-popsettings": _get_pop,
+    "set-popsettings": _set_pop,
+    "get-imapsettings": _get_imap,
+    "set-imapsettings": _set_imap,
+}
