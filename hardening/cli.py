@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    console = Console(no_color=args.no_color, highlight=False, soft_wrap=False)
+    # Piped or redirected output (schedulers, CI logs) is not squeezed into 80 columns.
+    console = Console(no_color=args.no_color, highlight=False, width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True, no_color=args.no_color, highlight=False, soft_wrap=True)
     try:
         return int(COMMANDS[args.command](args, console))
@@ -161,7 +162,7 @@ def _schema(args: argparse.Namespace, console: Console) -> int:
 def _kinds(args: argparse.Namespace, console: Console) -> int:
     width = max(len(name) for name in KINDS)
     for name, kind in sorted(KINDS.items()):
-        console.print(f"{name:<{width}}  {kind.summary}", markup=False)
+        console.print(f"{name:<{width}}  {kind.summary}", markup=False, soft_wrap=True)
     return 0
 
 

@@ -8,6 +8,8 @@ node budget (an alias bomb) are refused here, once, for all three file types.
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -211,20 +213,23 @@ def _fields_at(model: type[pydantic.BaseModel] | None, loc: KeyPath) -> list[str
     """Field names of the (nested) model at ``loc``, best effort, for did-you-mean hints."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field_info = getattr(current, "model_fields", {}).get(part)
-        if field_info is None:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            field_info = current.model_fields.get(str(part))
+            if field_info is None:
+                return []
+            current = field_info.annotation
+        elif typing.get_origin(current) in (dict, list):
+            current = typing.get_args(current)[-1]  # a dict key or list index: step into the value type
+        else:
             return []
-        current = _model_in(field_info.annotation)
-    return sorted(getattr(current, "model_fields", {}))
+    current = _unwrap(current)
+    return sorted(current.model_fields) if isinstance(current, type) and issubclass(current, pydantic.BaseModel) else []
 
 
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` → ``X``; anything else unchanged."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation

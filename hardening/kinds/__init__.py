@@ -1,26 +1,36 @@
 """Every kind, by the key a playbook control names it with.
 
-Adding a kind: its class in a family module here, its template (script kinds), its lab model,
-its JSON cases and snapshots under tests/, and one line below.
+Each family module in this package declares ``FAMILY_KINDS``, a tuple of its kind instances;
+they are collected here, so adding a kind touches only its own family module (plus its
+template, lab model, cases, snapshots and docs), never a shared list.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
-from .exchange import PopImapLogin, ReceiveConnectorTls
-from .files import NtfsAcl
 
 __all__ = ["KINDS", "Context", "ControlFailed", "Kind", "KindParams", "NotApplicable", "Variant"]
 
-KINDS: Mapping[str, Kind[Any]] = MappingProxyType({
-    kind.name: kind
-    for kind in (
-        ReceiveConnectorTls(),
-        PopImapLogin(),
-        NtfsAcl(),
-    )
-})
+_NOT_FAMILIES = {"base", "platforms"}
+
+
+def _collect() -> Mapping[str, Kind[Any]]:
+    kinds: dict[str, Kind[Any]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in _NOT_FAMILIES or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for kind in getattr(module, "FAMILY_KINDS", ()):
+            if kind.name in kinds:
+                raise RuntimeError(f"kind {kind.name!r} is declared twice ({module.__name__})")
+            kinds[kind.name] = kind
+    return MappingProxyType(dict(sorted(kinds.items())))
+
+
+KINDS: Mapping[str, Kind[Any]] = _collect()

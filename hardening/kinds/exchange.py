@@ -17,7 +17,7 @@ from ..model import Call, Change, CmdletCall
 from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant
 from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
 
-__all__ = ["PopImapLogin", "ReceiveConnectorTls"]
+__all__ = ["FAMILY_KINDS", "PopImapLogin", "ReceiveConnectorTls"]
 
 MODERN = Variant(
     "exchange-modern",
@@ -311,3 +311,6 @@ def _objects(value: Any) -> list[Mapping[str, Any]]:
         return []
     items = value if isinstance(value, list) else [value]
     return [item for item in items if isinstance(item, Mapping)]
+
+
+FAMILY_KINDS = (ReceiveConnectorTls(), PopImapLogin())

@@ -12,7 +12,7 @@ from ..model import Call, ScriptCall
 from .base import Context, ControlFailed, Kind, KindParams, Variant
 from .platforms import WINDOWS_MODERN_PRODUCTS, is_modern_windows
 
-__all__ = ["AccessEntry", "NtfsAcl", "rights_mask", "rights_names"]
+__all__ = ["FAMILY_KINDS", "AccessEntry", "NtfsAcl", "rights_mask", "rights_names"]
 
 MODERN = Variant(
     "windows-modern",
@@ -248,3 +248,6 @@ def _to_host(entry: Mapping[str, Any]) -> dict[str, Any]:
     inheritance, propagation = APPLIES_TO[entry["applies_to"]]
     return {"sid": entry["principal"], "rights": entry["mask"], "inheritance": inheritance,
             "propagation": propagation, "type": entry["type"]}
+
+
+FAMILY_KINDS = (NtfsAcl(),)

@@ -1,21 +1,31 @@
-"""The lab's models, one module per family of kinds, assembled here.
+"""The lab's models, one module per family of kinds, collected here.
 
 A family module declares ``SECTIONS`` (keys of a lab host in the lab file, with their type and
 how they become state), ``CMDLETS`` (simulated Exchange cmdlets by lower-case name) and
-``SCRIPTS`` (simulated template blocks by (kind, op)). Adding a family is one import below.
+``SCRIPTS`` (simulated template blocks by (kind, op)). Every module of this package except
+``common`` is a family; adding one touches nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
-from . import core, files, pop_imap, transport
 from .common import CmdletHandler, LabCmdletError, LabScriptError, ScriptHandler, StateSection
 
 __all__ = ["CMDLETS", "SCRIPTS", "SECTIONS", "LabCmdletError", "LabScriptError", "StateSection"]
 
-FAMILIES: tuple[ModuleType, ...] = (core, transport, pop_imap, files)
+
+def _families() -> tuple[ModuleType, ...]:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "common" and not m.name.startswith("_"))
+    # core first: other families' sections may refer to what it holds (accounts, services)
+    names.sort(key=lambda n: n != "core")
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in names)
+
+
+FAMILIES = _families()
 
 
 def _merge(attribute: str) -> Mapping[object, object]:
