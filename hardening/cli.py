@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -39,8 +41,23 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(p.strip() for v in values or () for p in v.split(",") if p.strip())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; 2 means "a control failed" to a scheduler, so exit 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"error: {message}\n")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hardening", description="Harden Windows mail servers (Exchange, "
+    parser = _Parser(prog="hardening", description="Harden Windows mail servers (Exchange, "
                                      "POP3) with declarative YAML playbooks over PowerShell remoting.")
     parser.add_argument("--version", action="version", version=f"hardening {__version__}")
     parser.add_argument("--no-color", action="store_true", help="plain output")
@@ -58,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--skip-tags", action="append", metavar="TAG", help="leave out controls with these tags")
         if name != "plan":
             p.add_argument("--forks", type=int, default=16, help="hosts in parallel (default 16)")
-            p.add_argument("--timeout", type=float, default=900.0, help="seconds per host (default 900)")
+            p.add_argument("--timeout", type=_positive, default=900.0, help="seconds per host (default 900)")
             p.add_argument("--diff", action="store_true", help="show before → after per property")
         p.add_argument("--report-json", metavar="PATH", help="write the JSON report (hardening.run/1)")
         p.add_argument("--report-junit", metavar="PATH", help="write a JUnit XML report")
@@ -100,12 +117,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HardeningError as exc:
         errors.print(f"error: {exc}", markup=False)
         return EXIT_ERROR
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        errors.print(f"error: {where}{exc.strerror or exc}", markup=False)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         errors.print("interrupted", markup=False)
         return EXIT_ERROR
 
 
+def _writable(path: str | None) -> None:
+    """Refuse a report path that cannot be written before anything is sent to a host."""
+    if path is None:
+        return
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise HardeningError(f"{path}: cannot write the report: folder {parent} does not exist")
+    if Path(path).is_dir():
+        raise HardeningError(f"{path}: cannot write the report: it is a folder")
+    if not os.access(parent, os.W_OK):
+        raise HardeningError(f"{path}: cannot write the report: folder {parent} is not writable")
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
+    _writable(args.report_json)
+    _writable(args.report_junit)
     playbook = load_playbook(args.playbook)
     inventory = load_inventory(args.inventory)
     limit, tags, skip_tags = _split(args.limit), _split(args.tags), _split(args.skip_tags)
@@ -168,6 +204,8 @@ def _kinds(args: argparse.Namespace, console: Console) -> int:
 
 def _lab(args: argparse.Namespace, console: Console) -> int:
     if args.lab_command == "reset":
+        if not Path(args.lab_file).is_file():
+            raise HardeningError(f"{args.lab_file}: no such lab file")
         state = Path(args.lab_file).with_name(Path(args.lab_file).name + ".state.json")
         if state.exists():
             state.unlink()
@@ -182,6 +220,7 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         if path.exists() and not args.force:
             raise HardeningError(f"{path} exists; use --force to overwrite it")
     shutil.copyfile(BUILTIN_SCENARIO, lab_file)
+    lab_file.with_name(lab_file.name + ".state.json").unlink(missing_ok=True)  # a fresh lab, not the old state
     inventory_file.write_text(DEMO_INVENTORY.read_text(encoding="utf-8").replace("lab: demo.yml", "lab: lab.yml"),
                               encoding="utf-8")
     console.print(f"wrote {lab_file} and {inventory_file}\ntry:  hardening check baseline -i {inventory_file}",

@@ -98,10 +98,11 @@ class ConnectionModel(_Strict):
     cert_validation: bool | None = Field(None, description="Validate the server certificate (default true).")
     timeout: float | None = Field(None, gt=0, description="Per-operation timeout in seconds (default 60).")
 
-    @field_validator("password")
+    @field_validator("password", mode="before")
     @classmethod
-    def _reference_only(cls, value: str | None) -> str | None:
-        if value is not None and not SECRET_REF.match(value):
+    def _reference_only(cls, value: Any) -> Any:
+        # Checked before type coercion so that no value (a number, a mapping) is ever echoed back.
+        if value is not None and not (isinstance(value, str) and SECRET_REF.match(value)):
             raise ValueError(SECRET_HELP)
         return value
 
@@ -219,6 +220,8 @@ def load_inventory(path: str | Path) -> Inventory:
         hosts[name] = Host(str(name), spec.address or str(name), conn, variables, dict(spec.facts), groups)
     base = Path(path).parent
     lab = str((base / model.lab).resolve()) if model.lab else None
+    if lab is not None and not Path(lab).is_file():
+        raise doc.error(("lab",), f"lab file {model.lab!r} not found (looked for {lab})", cls=InventoryError)
     return Inventory(str(path), hosts, {g: frozenset(m) for g, m in members.items()}, lab)
 
 

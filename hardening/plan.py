@@ -67,6 +67,8 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
     if unknown_limit:
         raise InputError(SourceLocation("--limit"), f"unknown host or group {unknown_limit[0]!r} in inventory "
                          f"{inventory.path}")
+    _check_tags(playbook, tags, "--tags")
+    _check_tags(playbook, skip, "--skip-tags")
     plans = []
     for host in inventory.hosts.values():
         if limit and not matches_any(host.name, host.groups, limit):
@@ -76,7 +78,28 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
                        and _tagged(c, tags, skip))
         if chosen:
             plans.append(HostPlan(host, chosen))
+    for plan in plans:
+        for control in plan.controls:
+            if control.params is None and not _uses_facts(control.raw_params):
+                render_params(control, plan.host, Facts())  # bad input is refused before anything is sent
     return tuple(plans)
+
+
+def _check_tags(playbook: Playbook, tags: frozenset[str], option: str) -> None:
+    """A tag that selects nothing is a typo that would silently turn an audit off."""
+    known = {name for c in playbook.controls for name in (*c.tags, c.id, c.kind)}
+    for tag in sorted(tags - known):
+        raise InputError(SourceLocation(option), f"no control of {playbook.path} has the tag, id or kind {tag!r}")
+
+
+def _uses_facts(value: Any) -> bool:
+    if isinstance(value, str):
+        return "facts" in value and ("{{" in value or "{%" in value)
+    if isinstance(value, Mapping):
+        return any(_uses_facts(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_uses_facts(v) for v in value)
+    return False
 
 
 def _tagged(control: Control, tags: frozenset[str], skip: frozenset[str]) -> bool:
@@ -116,20 +139,22 @@ def render_params(control: Control, host: Host, facts: Facts) -> KindParams:
                                                        finalize=_known)
     variables: dict[str, Any] = {**control.vars, **host.vars, "facts": facts.to_json(), "host": host.name}
 
-    def render(value: Any) -> Any:
+    def render(value: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(value, str) and ("{{" in value or "{%" in value):
             try:
                 return env.from_string(value).render(variables)
             except jinja2.TemplateError as exc:
-                raise PlaybookError(control.location, f"cannot render {value!r}: {exc.message or exc}",
-                                    key=control.kind) from None
+                error = control.document.error(("controls", control.index, control.kind, *path),
+                                               f"cannot render {value!r} for host {host.name}: {exc.message or exc}",
+                                               cls=PlaybookError)
+                raise error from None
         if isinstance(value, Mapping):
-            return {k: render(v) for k, v in value.items()}
+            return {k: render(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [render(v) for v in value]
+            return [render(v, (*path, i)) for i, v in enumerate(value)]
         return value
 
-    rendered = render(control.raw_params)
+    rendered = render(control.raw_params, ())
     try:
         return KINDS[control.kind].params_model.model_validate(rendered)
     except pydantic.ValidationError as exc:

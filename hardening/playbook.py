@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import fnmatch
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pydantic
 import pydantic.json_schema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import PlaybookError, SourceLocation
 from .kinds import KINDS, KindParams
@@ -65,7 +66,16 @@ class ExceptionModel(_Strict):
 class ControlBase(_Strict):
     """The keys every control has besides its one kind key."""
 
-    id: str = Field(pattern=ID_PATTERN, description="Unique across the run; letters, digits, . _ -")
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not re.match(ID_PATTERN, value):
+            raise ValueError(f"{value!r} is not a valid id: use letters, digits, '.', '_' and '-', starting with a "
+                             "letter or digit")
+        return value
+
+    id: str = Field(description="Unique across the run; letters, digits, . _ - (starting with a letter or digit)",
+                    json_schema_extra={"pattern": ID_PATTERN})
     title: str = Field(min_length=1)
     references: ReferencesModel = Field(default_factory=lambda: ReferencesModel())
     tags: list[str] = Field(default_factory=list)
@@ -199,6 +209,9 @@ def _load(path: Path, controls: list[Control], sources: list[PlaybookRef], hosts
         if not target.is_file():
             raise doc.error(("include", i), f"included playbook {name!r} not found (looked beside {path.name} "
                             "and among the shipped playbooks)", cls=PlaybookError)
+        if target.resolve() in (*stack, real):
+            chain = " → ".join(p.name for p in (*stack, real, target.resolve()))
+            raise doc.error(("include", i), f"include cycle: {chain}", cls=PlaybookError)
         _load(target, controls, sources, own_hosts, variables, (*stack, real))
     for i, raw in enumerate(top.controls):
         controls.append(_control(doc, i, raw, own_hosts, variables))
@@ -298,13 +311,40 @@ def playbook_schema() -> dict[str, Any]:
     for name, kind in KINDS.items():
         ref = refs[(kind.params_model, "validation")]
         control["properties"][name] = {**ref, "description": kind.summary}
+        _allow_templates(schema_defs, kind.params_model.__name__)
     schema_defs["Control"] = control
     top = dict(schema_defs.pop(PlaybookModel.__name__))
     top["properties"]["controls"] = {"type": "array", "items": {"$ref": "#/$defs/Control"}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://hardening.invalid/schema/playbook.json",
-        "title": "hardening playbook",
         **top,
+        "title": "hardening playbook",
         "$defs": schema_defs,
     }
+
+
+TEMPLATE_SCHEMA = {"type": "string", "pattern": r"\{\{|\{%",
+                   "description": "a {{ jinja2 }} template, rendered per host"}
+
+
+def _allow_templates(defs: dict[str, Any], name: str, seen: set[str] | None = None) -> None:
+    """Let every parameter of a kind (and of its nested models) be a {{ template }} as well."""
+    seen = seen if seen is not None else set()
+    if name in seen or name not in defs:
+        return
+    seen.add(name)
+    for prop, schema in defs[name].get("properties", {}).items():
+        for ref in _refs(schema):
+            _allow_templates(defs, ref, seen)
+        defs[name]["properties"][prop] = {"anyOf": [schema, TEMPLATE_SCHEMA], **(
+            {"description": schema["description"]} if "description" in schema else {})}
+
+
+def _refs(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        found = [schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else []
+        return found + [r for v in schema.values() for r in _refs(v)]
+    if isinstance(schema, list):
+        return [r for v in schema for r in _refs(v)]
+    return []

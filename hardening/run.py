@@ -79,6 +79,10 @@ def _run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
+class NotSent(TargetError):
+    """A round trip that was not made (so nothing of it can have happened on the host)."""
+
+
 class _Session:
     """A target with the host's deadline checked before every round trip."""
 
@@ -90,7 +94,7 @@ class _Session:
 
     def run(self, bundle: Bundle) -> dict[str, SectionResult]:
         if self.options.clock() > self.deadline:
-            raise TargetError(self.host, f"per-host timeout of {self.options.timeout:g} s reached")
+            raise NotSent(self.host, f"per-host timeout of {self.options.timeout:g} s reached")
         return {r.id: r for r in self.target.run(bundle)}
 
 
@@ -107,8 +111,8 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
     try:
         facts = _facts(session, host)
         steps = planning.steps(host_plan, facts, today)
-        outcomes = _run_steps(mode, session, host.name, steps)
-        return HostResult(host.name, True, None, facts.to_json(), target.requests, tuple(outcomes))
+        outcomes, problem = _run_steps(mode, session, host.name, steps)
+        return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
     except TargetError as exc:
         return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
     finally:
@@ -147,7 +151,13 @@ class _Work:
     outcome: Outcome | None = None
 
 
-def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[planning.Step]) -> list[Outcome]:
+def _run_steps(mode: Mode, session: _Session, host: str,
+               steps: Sequence[planning.Step]) -> tuple[list[Outcome], str | None]:
+    """Every step's outcome, and the problem that cut the conversation short, if one did.
+
+    A connection lost in one phase fails only the controls still waiting in that phase, with a
+    sentence saying whether their requests were sent; outcomes already verified stay.
+    """
     work = [_Work(s, host) for s in steps]
     for w in work:
         if w.step.status is not None:
@@ -156,19 +166,35 @@ def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[plannin
     for w in active:
         _guard(w, _plan_reads)
     reading = [w for w in active if w.outcome is None]
-    results = session.run(tuple(Section(w.step.control.id, w.reads) for w in reading)) if reading else {}
-    for w in reading:
-        _guard(w, partial(_decide, mode, result=results[w.step.control.id]))
-    writing = [w for w in reading if w.outcome is None]
-    for w in writing:
-        _guard(w, _plan_writes)
-    writing = [w for w in writing if w.outcome is None]
-    if writing:
-        results = session.run(tuple(Section(w.step.control.id, (*w.writes, *w.reads)) for w in writing))
+    problem = None
+    try:
+        results = session.run(tuple(Section(w.step.control.id, w.reads) for w in reading)) if reading else {}
+        for w in reading:
+            _guard(w, partial(_decide, mode, result=results[w.step.control.id]))
+        writing = [w for w in reading if w.outcome is None]
         for w in writing:
-            _guard(w, partial(_verify, result=results[w.step.control.id]))
-        _restart(session, host, [w for w in writing if w.outcome and w.outcome.status is Status.FIXED])
-    return [w.outcome for w in work if w.outcome is not None]
+            _guard(w, _plan_writes)
+        writing = [w for w in writing if w.outcome is None]
+        if writing:
+            results = session.run(tuple(Section(w.step.control.id, (*w.writes, *w.reads)) for w in writing))
+            for w in writing:
+                _guard(w, partial(_verify, result=results[w.step.control.id]))
+    except NotSent as exc:
+        problem = exc.problem
+        _fail_waiting(work, f"not done: {problem} before its requests were sent")
+    except TargetError as exc:
+        problem = exc.problem
+        _fail_waiting(work, f"result unknown: the connection failed after its requests were sent ({problem}); "
+                      "if it was a write, the next check reads the truth")
+    fixed = [w for w in work if w.outcome and w.outcome.status is Status.FIXED]
+    problem = _restart(session, fixed) or problem
+    return [w.outcome for w in work if w.outcome is not None], problem
+
+
+def _fail_waiting(work: Sequence[_Work], message: str) -> None:
+    for w in work:
+        if w.outcome is None:
+            w.outcome = _outcome(w, Status.FAILED, message)
 
 
 def _plan_reads(w: _Work) -> None:
@@ -233,40 +259,43 @@ def _verify(w: _Work, result: SectionResult) -> None:
         w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes, kind.comparers), after=after)
 
 
-def _restart(session: _Session, host: str, fixed: list[_Work]) -> None:
-    """Restart what the fixed controls need, once per host, only where the playbook allows."""
-    wanted: dict[str, list[_Work]] = {}
+def _restart(session: _Session, fixed: list[_Work]) -> str | None:
+    """Restart what the fixed controls need, once per host, only where the playbook allows.
+
+    Returns the problem that kept the restart from being confirmed, if any.
+    """
+    needs: list[tuple[_Work, tuple[str, ...], str]] = []
     for w in fixed:
         params, ctx = w.step.ready()
         services = w.step.kind.restarts(params, ctx, w.changes)
-        if not services:
-            continue
-        if w.step.kind.restart_policy(params) == "allowed":
-            for service in services:
-                wanted.setdefault(service, []).append(w)
-        else:
-            assert w.outcome is not None
-            w.outcome = replace(w.outcome, pending_restarts=services, message=w.outcome.message
-                                + f"; not live until {', '.join(services)} restart (restart: deferred)")
-    if not wanted:
-        return
-    section = Section(RESTART_SECTION_ID, (ScriptCall("service_restart", "write", {"services": sorted(wanted)}),))
-    result = session.run((section,))[section.id]
+        if services:
+            needs.append((w, services, w.step.kind.restart_policy(params)))
+    allowed = sorted({s for _, services, policy in needs if policy == "allowed" for s in services})
     actions: dict[str, str] = {}
-    if result.ok and isinstance(result.values[0], Mapping):
-        for entry in result.values[0].get("services") or []:
-            actions[str(entry.get("name"))] = str(entry.get("action"))
-    for w in {id(w): w for ws in wanted.values() for w in ws}.values():
+    failure: str | None = None
+    known = True  # the host said the restart failed, rather than the answer being lost
+    if allowed:
+        section = Section(RESTART_SECTION_ID, (ScriptCall("service_restart", "write", {"services": allowed}),))
+        try:
+            result = session.run((section,))[section.id]
+            if result.ok and isinstance(result.values[0], Mapping):
+                actions = {str(e.get("name")): str(e.get("action")) for e in result.values[0].get("services") or []}
+            else:
+                failure = result.error or "no answer"
+        except TargetError as exc:
+            failure, known = exc.problem, False
+    for w, services, policy in needs:
         assert w.outcome is not None
-        services = w.step.kind.restarts(*w.step.ready(), w.changes)
-        if not result.ok:
+        if policy == "allowed" and failure is not None:
+            what = (f"failed: {failure}; the setting is not live yet" if known else
+                    f"was not confirmed: {failure}; the setting may not be live yet")
             w.outcome = replace(w.outcome, status=Status.FAILED, pending_restarts=services,
-                                message=w.outcome.message + f"; but restarting {', '.join(services)} failed: "
-                                f"{result.error}; the setting is not live yet")
+                                message=w.outcome.message + f"; but restarting {', '.join(services)} {what}")
             continue
         restarted = tuple(s for s in services if actions.get(s) == "restarted")
         idle = [s for s in services if actions.get(s) == "not running"]
-        missing = [s for s in services if actions.get(s) not in {"restarted", "not running"}]
+        missing = [s for s in services if s in actions and actions[s] not in {"restarted", "not running"}]
+        pending = tuple(s for s in services if s not in actions)
         note = ""
         if restarted:
             note += f"; restarted {', '.join(restarted)}"
@@ -274,7 +303,10 @@ def _restart(session: _Session, host: str, fixed: list[_Work]) -> None:
             note += f"; {', '.join(idle)} not running, left stopped (the setting applies when started)"
         if missing:
             note += f"; service {', '.join(missing)} not found"
-        w.outcome = replace(w.outcome, restarted=restarted, message=w.outcome.message + note)
+        if pending:
+            note += f"; not live until {', '.join(pending)} restart (restart: deferred)"
+        w.outcome = replace(w.outcome, restarted=restarted, pending_restarts=pending, message=w.outcome.message + note)
+    return failure
 
 
 def _public(state: State | None) -> dict[str, Any]:

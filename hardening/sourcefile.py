@@ -82,7 +82,9 @@ def load_yaml(path: str | Path, *, error: type[InputError] = InputError) -> Docu
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error(SourceLocation(name), f"not UTF-8 text (byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(SourceLocation(name, line, column), f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     return parse_yaml(text, name, error=error)
 
 
@@ -99,8 +101,16 @@ def parse_yaml(text: str, name: str, *, error: type[InputError] = InputError) ->
         problem = exc.problem or "invalid YAML"
         if "\t" in problem or "'\\t'" in problem:
             problem = "a tab character cannot indent YAML; use spaces"
+        elif "another document" in problem:
+            problem = "a file holds one YAML document; found a second one (a '---' line)"
+        elif "<stream end>" in problem and exc.context and exc.context_mark is not None:
+            # The file ended inside a bracket or quote: point at where it opened, not at the end.
+            mark = exc.context_mark
+            problem = f"{exc.context.removeprefix('while parsing ')} opened here is never closed ({problem})"
         elif exc.context:
-            problem = f"{problem} ({exc.context})"
+            started = exc.context_mark
+            where = f", started at {started.line + 1}:{started.column + 1}" if started is not None else ""
+            problem = f"{problem} ({exc.context}{where})"
         raise error(_loc(name, mark), problem) from None
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors in practice
         raise error(SourceLocation(name), f"invalid YAML: {exc}") from None

@@ -27,6 +27,7 @@ __all__ = [
     "NotApplicable",
     "RestartPolicy",
     "Variant",
+    "canonical_names",
 ]
 
 RestartPolicy = Literal["allowed", "deferred"]
@@ -126,6 +127,17 @@ class Kind(ABC, Generic[P]):
     def restart_policy(self, params: P) -> RestartPolicy:
         """Whether the playbook lets this control's restarts happen now."""
         return "deferred"
+
+
+def canonical_names(value: Any, choices: Sequence[str]) -> Any:
+    """Enum names as Microsoft spells them, whatever case the playbook used (PowerShell ignores
+    case); anything unknown is left for the model to refuse with its list of values."""
+    by_fold = {c.casefold(): c for c in choices}
+    if isinstance(value, str):
+        return by_fold.get(value.casefold(), value)
+    if isinstance(value, list):
+        return [by_fold.get(v.casefold(), v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def describe_platform(facts: Facts) -> str:

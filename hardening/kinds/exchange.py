@@ -10,11 +10,11 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
 from ..model import Call, Change, CmdletCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant, canonical_names
 from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
 
 __all__ = ["FAMILY_KINDS", "PopImapLogin", "ReceiveConnectorTls"]
@@ -110,6 +110,11 @@ class ReceiveConnectorTlsParams(KindParams):
         None, description="TlsCertificateName, '<I>issuer<S>subject' of the certificate to offer."
     )
 
+    @field_validator("auth_mechanism", "auth_mechanism_include", mode="before")
+    @classmethod
+    def _auth_names(cls, value: Any) -> Any:
+        return canonical_names(value, AUTH_ORDER)
+
     @model_validator(mode="after")
     def _consistent(self) -> ReceiveConnectorTlsParams:
         if self.auth_mechanism is not None and self.auth_mechanism_include is not None:
@@ -194,6 +199,8 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
             names |= {"BasicAuthRequireTLS", "Tls"}
         if params.basic_auth_require_tls is False:
             names = {n for n in names if n.casefold() != "basicauthrequiretls"}
+        if len(names) > 1:  # Exchange refuses None beside anything else
+            names = {n for n in names if n.casefold() != "none"}
         return _canonical_auth(names)
 
     def write(self, params: ReceiveConnectorTlsParams, ctx: Context, observed: State | None,
@@ -232,6 +239,11 @@ class PopImapLoginParams(KindParams):
         "deferred", description="allowed: restart the protocol's services (once per host, after the writes, "
         "only those running); deferred: leave the restart to you and report it as pending.",
     )
+
+    @field_validator("login_type", mode="before")
+    @classmethod
+    def _login_name(cls, value: Any) -> Any:
+        return canonical_names(value, ("PlainTextLogin", "PlainTextAuthentication", "SecureLogin"))
 
     @model_validator(mode="after")
     def _something(self) -> PopImapLoginParams:

@@ -81,6 +81,20 @@ def rights_mask(names: Sequence[str], allow: bool = True) -> int:
     return mask if mask == RIGHTS["FullControl"] else mask & ~SYNCHRONIZE
 
 
+# Generic rights as the file system maps them (FILE_GENERIC_*); seen on inherit-only entries such
+# as CREATOR OWNER, and read back negative through [int] when GENERIC_READ (bit 31) is set.
+GENERIC_MAP = {0x10000000: 0x1F01FF, 0x20000000: 0x1200A0, 0x40000000: 0x120116, 0x80000000: 0x120089}
+
+
+def normalise_mask(mask: int) -> int:
+    """A mask as read from a host: 32-bit unsigned, generic rights mapped to file rights."""
+    mask &= 0xFFFFFFFF
+    for generic, specific in GENERIC_MAP.items():
+        if mask & generic:
+            mask = (mask & ~generic) | specific
+    return mask
+
+
 def rights_names(mask: int) -> list[str]:
     """Shortest list of right names whose union is ``mask`` (Synchronize left implicit)."""
     rest = mask & ~SYNCHRONIZE
@@ -94,12 +108,20 @@ def rights_names(mask: int) -> list[str]:
     return names or (["Synchronize"] if mask else [])
 
 
+def _one_or_list(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a list that also takes one bare item (as the validator does)."""
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [items, {"type": "array", "items": items}]
+
+
 class AccessEntry(KindParams):
     """One access rule: who, which rights, allow or deny, and what it applies to."""
 
     principal: str = Field(description="SID (S-1-5-18), well-known name (SYSTEM, Administrators, NETWORK "
                            "SERVICE …) or DOMAIN\\name, resolved to a SID on the host.")
-    rights: list[RightName] = Field(description="FileSystemRights names, e.g. [FullControl] or [Modify].")
+    rights: list[RightName] = Field(description="FileSystemRights name or names, e.g. FullControl or [Read, Write].",
+                                    json_schema_extra=_one_or_list)
     type: Literal["allow", "deny"] = "allow"
     applies_to: AppliesTo = "this_folder_subfolders_and_files"
 
@@ -110,16 +132,37 @@ class AccessEntry(KindParams):
 
 
 def ace(sid: str, mask: int, inheritance: int, propagation: int, kind: str) -> dict[str, Any]:
-    """An access entry as the state holds it: readable and comparable."""
+    """An access entry as the state holds it: readable (names) and exact (numbers)."""
     applies = next((k for k, v in APPLIES_TO.items() if v == (inheritance, propagation)),
                    f"inheritance {inheritance}, propagation {propagation}")
     return {"type": kind.capitalize(), "principal": sid.upper(), "name": SID_NAMES.get(sid.upper()),
-            "rights": ", ".join(rights_names(mask)), "mask": mask, "applies_to": applies}
+            "rights": ", ".join(rights_names(mask)), "mask": mask, "applies_to": applies,
+            "inheritance": inheritance, "propagation": propagation}
 
 
-def _ace_key(entry: Mapping[str, Any]) -> tuple[str, str, int, str]:
-    return (str(entry["type"]).casefold(), str(entry["principal"]).upper(), int(entry["mask"]),
-            str(entry["applies_to"]))
+def _rule_key(entry: Mapping[str, Any]) -> tuple[str, str, int, int]:
+    """What makes two entries one ACE for Windows: type, principal and flags (not the rights)."""
+    return (str(entry["type"]).casefold(), str(entry["principal"]).upper(), int(entry["inheritance"]),
+            int(entry["propagation"]))
+
+
+def _ace_key(entry: Mapping[str, Any]) -> tuple[str, str, int, int, int]:
+    return (*_rule_key(entry), int(entry["mask"]))
+
+
+def merge_rules(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Entries as Windows keeps them: AddAccessRule merges rules of the same type, principal and
+    flags into one ACE with the union of their rights, so the desired state must too."""
+    merged: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    for entry in entries:
+        key = _rule_key(entry)
+        if key in merged:
+            first = merged[key]
+            merged[key] = ace(first["principal"], int(first["mask"]) | int(entry["mask"]), key[2], key[3],
+                              first["type"])
+        else:
+            merged[key] = dict(entry)
+    return sorted(merged.values(), key=_ace_key)
 
 
 def ace_text(entry: Mapping[str, Any]) -> str:
@@ -214,7 +257,7 @@ class NtfsAcl(Kind[NtfsAclParams]):
                 if params.protected and not seen.get("Protected", False):
                     entries += seen.get("_inherited", [])
                 entries += wanted
-            want["Access"] = sorted({_ace_key(e): e for e in entries}.values(), key=_ace_key)
+            want["Access"] = merge_rules(entries)
         return {params.path: want}
 
     def write(self, params: NtfsAclParams, ctx: Context, observed: State | None,
@@ -240,14 +283,13 @@ def _as_list(value: Any) -> list[Mapping[str, Any]]:
 
 
 def _from_host(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return ace(str(entry["sid"]), int(entry["rights"]), int(entry.get("inheritance", 0)),
+    return ace(str(entry["sid"]), normalise_mask(int(entry["rights"])), int(entry.get("inheritance", 0)),
                int(entry.get("propagation", 0)), str(entry.get("type", "Allow")))
 
 
 def _to_host(entry: Mapping[str, Any]) -> dict[str, Any]:
-    inheritance, propagation = APPLIES_TO[entry["applies_to"]]
-    return {"sid": entry["principal"], "rights": entry["mask"], "inheritance": inheritance,
-            "propagation": propagation, "type": entry["type"]}
+    return {"sid": entry["principal"], "rights": entry["mask"], "inheritance": entry["inheritance"],
+            "propagation": entry["propagation"], "type": entry["type"]}
 
 
 FAMILY_KINDS = (NtfsAcl(),)

@@ -37,12 +37,20 @@ class LabHost:
         with self._lock:
             return copy.deepcopy(self.state)
 
-    def _fault(self, call: str) -> None:
+    def _fault(self, call: str) -> bool:
+        """Raise the error a fault asks for; True when the call must be ignored (answered, not done)."""
         for fault in self.state.get("faults", []):
-            if fault["call"].casefold() == call.casefold() and fault.get("times", 1) != 0:
-                if fault.get("times") is not None:
-                    fault["times"] -= 1
-                raise LabError(fault["error"])
+            if fault["call"].casefold() != call.casefold() or fault.get("times") == 0:
+                continue
+            if fault.get("after", 0) > 0:
+                fault["after"] -= 1
+                continue
+            if fault.get("times") is not None:
+                fault["times"] -= 1
+            if fault.get("effect", "error") == "ignore":
+                return True
+            raise LabError(fault["error"])
+        return False
 
     def run_script(self, script: str) -> list[str]:
         """Answer a bundle script with one JSON record per call, as the wrapper would print."""
@@ -56,11 +64,11 @@ class LabHost:
                 self.received.append((f"{call.kind}.{call.op}", call.data))
                 record: dict[str, Any] = {"id": call.id, "n": call.n}
                 try:
-                    self._fault(f"{call.kind}.{call.op}")
                     handler = SCRIPTS.get((call.kind, call.op))
                     if handler is None:
                         raise LabScriptError(f"the lab does not simulate the {call.op} block of {call.kind}")
-                    record.update(ok=True, state=handler(self.state, call.data))
+                    ignored = self._fault(f"{call.kind}.{call.op}")
+                    record.update(ok=True, state={} if ignored else handler(self.state, call.data))
                 except (LabError, LabScriptError) as exc:
                     record.update(ok=False, error=str(exc))
                 lines.append(json.dumps(record, separators=(",", ":")))
@@ -70,7 +78,8 @@ class LabHost:
         """Answer one cmdlet invocation with its output objects (deserialised form)."""
         with self._lock:
             self.received.append((call.cmdlet, call.parameters))
-            self._fault(call.cmdlet)
+            if self._fault(call.cmdlet):
+                return []
             if self.state.get("exchange") is None:
                 raise LabError(f"The term '{call.cmdlet}' is not recognized: Exchange is not installed on "
                                f"{self.state['computer_name']}.")

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from ..errors import InputError
 from ..sourcefile import load_yaml, validate
@@ -46,9 +46,21 @@ class LabExchange(_Strict):
 
 
 class LabFault(_Strict):
+    """A request the simulated host answers wrongly, for tests and rehearsals."""
+
     call: str = Field(description="A cmdlet (Set-PopSettings) or kind.op (ntfs_acl.write, facts.read).")
-    error: str = Field(description="The error message the simulated host answers with.")
-    times: int | None = Field(None, ge=1, description="Fail this many times, then succeed; none = always.")
+    effect: Literal["error", "ignore"] = Field(
+        "error", description="error: answer with `error`; ignore: answer as done but change nothing (a write "
+        "that silently does not take).")
+    error: str | None = Field(None, description="The error message (effect error).")
+    after: int = Field(0, ge=0, description="Let this many matching requests through first.")
+    times: int | None = Field(None, ge=1, description="Then misbehave this many times; none = always.")
+
+    @model_validator(mode="after")
+    def _message(self) -> LabFault:
+        if self.effect == "error" and not self.error:
+            raise ValueError("a fault with effect error needs error: the message to answer with")
+        return self
 
 
 def _host_model() -> type[BaseModel]:

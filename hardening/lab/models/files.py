@@ -64,9 +64,16 @@ def _write(state: State, data: Any) -> dict[str, Any]:
         directory["protected"] = bool(data["protected"])
     if "access" in data:
         entries = data["access"] if isinstance(data["access"], list) else [data["access"]]
-        directory["access"] = [{"sid": str(e["sid"]).upper(), "rights": int(e["rights"]),
-                                "inheritance": int(e["inheritance"]), "propagation": int(e["propagation"]),
-                                "type": str(e["type"]), "inherited": False} for e in entries]
+        # AddAccessRule merges a rule into an existing ACE of the same principal, type and flags.
+        merged: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+        for e in entries:
+            key = (str(e["sid"]).upper(), str(e["type"]), int(e["inheritance"]), int(e["propagation"]))
+            if key in merged:
+                merged[key]["rights"] |= int(e["rights"])
+            else:
+                merged[key] = {"sid": key[0], "rights": int(e["rights"]), "inheritance": key[2],
+                               "propagation": key[3], "type": key[1], "inherited": False}
+        directory["access"] = list(merged.values())
     if "owner" in data:
         directory["owner"] = str(data["owner"]).upper()
     return {"written": True}
