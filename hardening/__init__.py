@@ -55,12 +55,20 @@ def plan(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (),
 
 
 def check(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
-          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None) -> Run:
-    """Audit: read every control on every host and compare; changes nothing."""
-    return execute(Mode.CHECK, playbook, inventory, _options(limit, tags, skip_tags, forks, timeout), lab)
+          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None,
+          options: Options | None = None) -> Run:
+    """Audit: read every control on every host and compare; changes nothing.
+
+    ``options`` (an :class:`Options`) replaces the selection and tuning keywords when given.
+    """
+    return execute(Mode.CHECK, playbook, inventory, options or _options(limit, tags, skip_tags, forks, timeout), lab)
 
 
 def apply(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (), tags: Iterable[str] = (),
-          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None) -> Run:
-    """Remediate: read, write what differs (enforced controls), re-read to verify."""
-    return execute(Mode.APPLY, playbook, inventory, _options(limit, tags, skip_tags, forks, timeout), lab)
+          skip_tags: Iterable[str] = (), forks: int = 16, timeout: float = 900.0, lab: Lab | None = None,
+          options: Options | None = None) -> Run:
+    """Remediate: read, write what differs (enforced controls), re-read to verify.
+
+    ``options`` (an :class:`Options`) replaces the selection and tuning keywords when given.
+    """
+    return execute(Mode.APPLY, playbook, inventory, options or _options(limit, tags, skip_tags, forks, timeout), lab)

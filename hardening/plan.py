@@ -63,6 +63,12 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
             if unknown:
                 raise PlaybookError(chain.location, f"unknown host or group {unknown[0]!r} in inventory "
                                     f"{inventory.path}", key="hosts")
+        for exception in control.exceptions:
+            unknown = inventory.unknown_patterns(exception.hosts)
+            if unknown and exception.location is not None:
+                # A misspelt exception would silently never apply.
+                raise PlaybookError(exception.location, f"unknown host or group {unknown[0]!r} in inventory "
+                                    f"{inventory.path}", key="exceptions.hosts")
     unknown_limit = inventory.unknown_patterns(limit)
     if unknown_limit:
         raise InputError(SourceLocation("--limit"), f"unknown host or group {unknown_limit[0]!r} in inventory "

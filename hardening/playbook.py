@@ -101,6 +101,7 @@ class ControlException:
     hosts: tuple[str, ...]
     reason: str
     until: dt.date | None
+    location: SourceLocation | None = None
 
     def active(self, today: dt.date) -> bool:
         return self.until is None or today <= self.until
@@ -258,7 +259,8 @@ def _control(doc: Document, index: int, raw: Any, hosts: tuple[HostPatterns, ...
         tags=tuple(base.tags),
         policy=base.policy,
         exceptions=tuple(ControlException(tuple([e.hosts] if isinstance(e.hosts, str) else e.hosts), e.reason,
-                                          e.until) for e in base.exceptions),
+                                          e.until, doc.location((*path, "exceptions", i, "hosts")))
+                         for i, e in enumerate(base.exceptions)),
         location=doc.location(path),
         playbook=doc.path,
         hosts=hosts,

@@ -732,12 +732,21 @@ def test_declared_facts_win_over_read_ones(tmp_path: Path, lab: Lab, baseline: P
     assert got[("MAIL02", "ntfs-transport-queue")].status is Status.DRIFTED
 
 
-def test_partly_declared_facts_fail_clearly_instead_of_rendering_none(tmp_path: Path, lab: Lab,
-                                                                       baseline: Playbook) -> None:
-    # Declaring os_version skips the facts read, so exchange_install_path stays unknown. A template that
-    # uses it must fail that control with a sentence, never look for 'NoneTransportRoles\\data\\Queue'.
+def test_partly_declared_facts_are_completed_by_reading_them(tmp_path: Path, lab: Lab, baseline: Playbook) -> None:
+    # Without computer_name, os_version and exchange_version all declared, facts are read; declared ones win.
     inventory = write_inventory(tmp_path, host_specs={"MAIL01": {"facts": {"os_version": "10.0.17763",
                                                                            "exchange_version": "15.2.1544.4"}}})
+    run = check(baseline, inventory, limit=["MAIL01"], lab=lab)
+    assert "facts.read" in names(lab_host(lab, "MAIL01").received)
+    assert statuses(run)[("MAIL01", "ntfs-transport-queue")] == "drifted"
+
+
+def test_declared_facts_without_a_needed_one_fail_clearly_instead_of_rendering_none(tmp_path: Path, lab: Lab,
+                                                                                    baseline: Playbook) -> None:
+    # Declared facts skip the read, so exchange_install_path stays unknown. A template that uses it must
+    # fail that control with a sentence, never look for 'NoneTransportRoles\\data\\Queue'.
+    declared = {"computer_name": "MAIL01", "os_version": "10.0.17763", "exchange_version": "15.2.1544.4"}
+    inventory = write_inventory(tmp_path, host_specs={"MAIL01": {"facts": declared}})
     run = check(baseline, inventory, limit=["MAIL01"], lab=lab)
     ntfs = outcomes(run)[("MAIL01", "ntfs-transport-queue")]
     assert ntfs.status is Status.FAILED
@@ -878,3 +887,21 @@ def test_plan_shows_assumed_facts_not_none(lab_inventory: Inventory, baseline: P
     assert "None" not in text.replace("-AuthMechanism 'None'", "")
     assert "shown with assumed facts: Windows Server 2019, Exchange Server 2019" in text
     assert '"path":"C:\\\\Program Files\\\\Microsoft\\\\Exchange Server\\\\V15\\\\TransportRoles' in text
+
+
+def test_an_exception_naming_an_unknown_host_is_refused(tmp_path: Path, lab_inventory: Inventory) -> None:
+    """A misspelt exception would silently never apply: it is bad input, with its file and line."""
+    playbook = write_playbook(tmp_path, """\
+        name: exception typo
+        controls:
+          - id: pop3-login
+            title: POP3 login
+            exceptions:
+              - {hosts: MAIL1, reason: legacy scanner}
+            pop_imap_login: {protocol: pop3, login_type: SecureLogin}
+        """)
+    lab = load_lab()
+    with pytest.raises(PlaybookError, match="unknown host or group 'MAIL1'") as info:
+        check(playbook, lab_inventory, lab=lab)
+    assert info.value.location.line == 6
+    assert all(lab_host(lab, n).received == [] for n in LAB_HOSTS)
