@@ -19,7 +19,7 @@ import pydantic
 from .errors import InputError, PlaybookError, SourceLocation
 from .facts import Facts
 from .inventory import Host, Inventory
-from .kinds import KINDS, Context, ControlFailed, Kind, KindParams
+from .kinds import KINDS, Context, ControlFailed, Kind, KindParams, NotApplicable
 from .model import Section, Status
 from .playbook import Control, Playbook, matches_any
 from .render import bundle_text
@@ -191,7 +191,7 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
             reads = step.kind.read(step.params, step.ctx)
             desired = step.kind.desire(step.params, step.ctx, None)
             writes = step.kind.write(step.params, step.ctx, None, desired)
-        except ControlFailed as exc:
+        except (ControlFailed, NotApplicable) as exc:
             lines.append(f"# cannot plan: {exc}")
             continue
         lines.append("# read:")
@@ -201,9 +201,13 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
     return "\n".join(lines) + "\n"
 
 
+ASSUMED_INSTALL = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
+
+
 def _assumed(host: Host) -> Facts:
     """Facts to plan with when none are declared: the first variant of every kind applies."""
     return Facts.from_mapping({"computer_name": host.name.split(".")[0].upper(), "os_version": "10.0.17763",
                                "exchange_version": "15.2.0.0",
-                               "exchange_install_path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"},
+                               "exchange_install_path": ASSUMED_INSTALL,
+                               "transport_queue_path": ASSUMED_INSTALL + "TransportRoles\\data\\Queue"},
                               host.facts)

@@ -22,12 +22,12 @@ from typing import Any
 from . import plan as planning
 from .compare import EXACT, Comparer, State, describe_change, diff, display
 from .errors import TargetError
-from .facts import Facts, facts_section
+from .facts import Facts, exchange_facts_from, exchange_facts_section, facts_section, needs_exchange_facts
 from .inventory import Host, Inventory
 from .kinds import ControlFailed, NotApplicable
 from .lab import Lab, load_lab
 from .model import Bundle, Change, HostResult, Mode, Outcome, Policy, Run, ScriptCall, Section, SectionResult, Status
-from .playbook import Playbook
+from .playbook import Control, Playbook
 from .targets import Target, open_target
 from .version import __version__
 
@@ -109,7 +109,7 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
     session = _Session(target, host.name, deadline, options)
     facts: Facts | None = None
     try:
-        facts = _facts(session, host)
+        facts = _facts(session, host, host_plan.controls)
         steps = planning.steps(host_plan, facts, today)
         outcomes, problem = _run_steps(mode, session, host.name, steps)
         return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
@@ -123,14 +123,23 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
 DECLARED_FACTS_ENOUGH = ("computer_name", "os_version", "exchange_version")
 
 
-def _facts(session: _Session, host: Host) -> Facts:
+def _facts(session: _Session, host: Host, controls: Sequence[Control]) -> Facts:
+    """Declared facts, else the Windows facts (one round trip); then, only where a control names
+    an Exchange path role, the paths from the Exchange endpoint (one more)."""
     if all(key in host.facts for key in DECLARED_FACTS_ENOUGH):
-        return Facts.from_mapping({}, host.facts)
-    section = facts_section()
-    result = session.run((section,))[section.id]
-    if not result.ok or not isinstance(result.values[0], Mapping):
-        raise TargetError(host.name, f"could not read facts: {result.error or 'no answer'}")
-    return Facts.from_mapping(result.values[0], host.facts)
+        facts = Facts.from_mapping({}, host.facts)
+    else:
+        section = facts_section()
+        result = session.run((section,))[section.id]
+        if not result.ok or not isinstance(result.values[0], Mapping):
+            raise TargetError(host.name, f"could not read facts: {result.error or 'no answer'}")
+        facts = Facts.from_mapping(result.values[0], host.facts)
+    wanted = any(needs_exchange_facts(c.raw_params) for c in controls)
+    if wanted and facts.exchange_release in {"2016", "2019", "SE"} and not facts.has_exchange_paths:
+        section = exchange_facts_section(facts.computer_name or host.name.split(".")[0])
+        result = session.run((section,))[section.id]
+        facts = facts.with_exchange(exchange_facts_from(result.values, result.errors))
+    return facts
 
 
 def _unreachable(host_plan: planning.HostPlan, problem: str, requests: int, facts: Mapping[str, Any]) -> HostResult:

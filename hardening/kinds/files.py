@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, SID, SID_NAMES, Comparer, State, sid_of
 from ..model import Call, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, Variant
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
 from .platforms import WINDOWS_MODERN_PRODUCTS, is_modern_windows
 
-__all__ = ["FAMILY_KINDS", "AccessEntry", "NtfsAcl", "rights_mask", "rights_names"]
+__all__ = [
+    "FAMILY_KINDS",
+    "AccessEntry",
+    "NtfsAcl",
+    "PathParams",
+    "rights_mask",
+    "rights_names",
+    "target_paths",
+]
 
 MODERN = Variant(
     "windows-modern",
@@ -175,10 +183,41 @@ def ace_text(entry: Mapping[str, Any]) -> str:
 ACCESS = Comparer("set of access entries", lambda v: frozenset(_ace_key(e) for e in v or ()), item=ace_text)
 
 
-class NtfsAclParams(KindParams):
+PathRole = Literal["exchange_install", "transport_queue", "mailbox_databases", "mailbox_database_logs",
+                   "transport_logs"]
+
+
+class PathParams(KindParams):
+    """Where a file-system kind acts: one ``path``, or every folder of a role known from facts."""
+
+    path: str | None = Field(None, description="A directory, e.g. 'D:\\ExchangeDatabases\\DB01'.")
+    paths_from: PathRole | None = Field(
+        None, description="Every folder of this role, from the host's facts: exchange_install, transport_queue, "
+        "mailbox_databases (the folder of each EdbFilePath), mailbox_database_logs (each LogFolderPath), "
+        "transport_logs (message tracking and protocol logs).",
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> PathParams:
+        if (self.path is None) == (self.paths_from is None):
+            raise ValueError("give exactly one of path and paths_from")
+        return self
+
+
+def target_paths(params: PathParams, ctx: Context) -> tuple[str, ...]:
+    """The folders a control acts on for this host; not applicable where a role has none."""
+    if params.path is not None:
+        return (params.path,)
+    assert params.paths_from is not None
+    paths = ctx.facts.paths(params.paths_from)
+    if not paths:
+        raise NotApplicable(f"{ctx.host} has no {params.paths_from.replace('_', ' ')} folders in its facts")
+    return paths
+
+
+class NtfsAclParams(PathParams):
     """Parameters of ``ntfs_acl``."""
 
-    path: str = Field(description="Directory, e.g. 'D:\\ExchangeDatabases\\DB01'.")
     mode: Literal["exact", "at_least"] = Field(
         "at_least", description="exact: the explicit entries are exactly `access`; at_least: these are present "
         "and others are kept.",
@@ -192,17 +231,19 @@ class NtfsAclParams(KindParams):
 
 
 class NtfsAcl(Kind[NtfsAclParams]):
-    """NTFS permissions on a directory: explicit access entries (exact or at least), inheritance
+    """NTFS permissions on directories: explicit access entries (exact or at least), inheritance
     protection and owner, compared by SID, rights mask, applies-to and allow/deny, never by
     localised names. Inherited entries are not compared (they belong to the parent).
 
+    Acts on one ``path`` or on every folder of a role from the host's facts (``paths_from``:
+    mailbox database and log folders, transport queue and logs, install path), never on guesses.
     Reads with ``Get-Acl -LiteralPath``; writes through the directory object's
     ``SetAccessControl`` (``Set-Acl`` can demand SeSecurityPrivilege even for DACL work). A missing
     directory fails the control; it is never created. No restart.
     """
 
     name = "ntfs_acl"
-    summary = "NTFS access entries, inheritance protection and owner of a directory"
+    summary = "NTFS access entries, inheritance protection and owner of directories"
     params_model = NtfsAclParams
     channel = "script"
     template = "ntfs_acl.ps1.j2"
@@ -214,22 +255,27 @@ class NtfsAcl(Kind[NtfsAclParams]):
         return sorted({n for n in names if sid_of(n) is None})
 
     def read(self, params: NtfsAclParams, ctx: Context) -> tuple[Call, ...]:
-        return (ScriptCall(self.name, "read", {"path": params.path, "principals": self._principals(params)}),)
+        principals = self._principals(params)
+        return tuple(ScriptCall(self.name, "read", {"path": path, "principals": principals})
+                     for path in target_paths(params, ctx))
 
     def observe(self, params: NtfsAclParams, ctx: Context, values: Sequence[Any]) -> State:
-        value = values[0] or {}
-        if not value.get("exists"):
-            raise ControlFailed(f"directory {params.path} does not exist on {ctx.host}")
-        access = [e for e in _as_list(value.get("access")) if not e.get("inherited")]
-        inherited = [e for e in _as_list(value.get("access")) if e.get("inherited")]
-        return {params.path: {
-            "Owner": value.get("owner"),
-            "Protected": bool(value.get("protected")),
-            "Access": sorted((_from_host(e) for e in access), key=_ace_key),
-            # Not compared; kept so at_least mode can keep what protection would drop.
-            "_inherited": sorted((_from_host(e) for e in inherited), key=_ace_key),
-            "_resolved": dict(value.get("resolved") or {}),
-        }}
+        state: dict[str, Any] = {}
+        for path, value in zip(target_paths(params, ctx), values, strict=True):
+            value = value or {}
+            if not value.get("exists"):
+                raise ControlFailed(f"directory {path} does not exist on {ctx.host}")
+            access = [e for e in _as_list(value.get("access")) if not e.get("inherited")]
+            inherited = [e for e in _as_list(value.get("access")) if e.get("inherited")]
+            state[path] = {
+                "Owner": value.get("owner"),
+                "Protected": bool(value.get("protected")),
+                "Access": sorted((_from_host(e) for e in access), key=_ace_key),
+                # Not compared; kept so at_least mode can keep what protection would drop.
+                "_inherited": sorted((_from_host(e) for e in inherited), key=_ace_key),
+                "_resolved": dict(value.get("resolved") or {}),
+            }
+        return state
 
     def _sid(self, principal: str, resolved: Mapping[str, str]) -> str:
         sid = sid_of(principal) or resolved.get(principal)
@@ -238,10 +284,12 @@ class NtfsAcl(Kind[NtfsAclParams]):
         return sid
 
     def desire(self, params: NtfsAclParams, ctx: Context, observed: State | None) -> State:
-        seen = (observed or {}).get(params.path) or {}
-        resolved = seen.get("_resolved", {})
-        if observed is None:  # plan: show names; they are resolved on the host
-            resolved = {p: p for p in self._principals(params)}
+        return {path: self._desire_one(params, (observed or {}).get(path) or {}, observed is None)
+                for path in target_paths(params, ctx)}
+
+    def _desire_one(self, params: NtfsAclParams, seen: Mapping[str, Any], planning: bool) -> dict[str, Any]:
+        # In plan mode nothing was read: principals are shown by name; the host resolves them.
+        resolved = {p: p for p in self._principals(params)} if planning else seen.get("_resolved", {})
         wanted = [ace(self._sid(e.principal, resolved), rights_mask(e.rights, e.type == "allow"),
                       *APPLIES_TO[e.applies_to], e.type) for e in params.access]
         want: dict[str, Any] = {}
@@ -258,22 +306,26 @@ class NtfsAcl(Kind[NtfsAclParams]):
                     entries += seen.get("_inherited", [])
                 entries += wanted
             want["Access"] = merge_rules(entries)
-        return {params.path: want}
+        return want
 
     def write(self, params: NtfsAclParams, ctx: Context, observed: State | None,
               desired: State) -> tuple[Call, ...]:
-        want = desired[params.path] or {}
-        seen = (observed or {}).get(params.path) or {}
-        data: dict[str, Any] = {"path": params.path}
-        for prop, key in (("Owner", "owner"), ("Protected", "protected")):
-            if prop in want and (observed is None or not self.comparers[prop].equal(want[prop], seen.get(prop))):
-                data[key] = want[prop]
-        if "Access" in want and (observed is None or not ACCESS.equal(want["Access"], seen.get("Access"))):
-            data["access"] = [_to_host(e) for e in want["Access"]]
-        if data.get("protected"):
-            # Keep inherited entries as explicit copies only in at_least mode (nothing silently lost).
-            data["preserve_inherited"] = params.mode == "at_least"
-        return (ScriptCall(self.name, "write", data),) if len(data) > 1 else ()
+        calls: list[Call] = []
+        for path in target_paths(params, ctx):
+            want = desired[path] or {}
+            seen = (observed or {}).get(path) or {}
+            data: dict[str, Any] = {"path": path}
+            for prop, key in (("Owner", "owner"), ("Protected", "protected")):
+                if prop in want and (observed is None or not self.comparers[prop].equal(want[prop], seen.get(prop))):
+                    data[key] = want[prop]
+            if "Access" in want and (observed is None or not ACCESS.equal(want["Access"], seen.get("Access"))):
+                data["access"] = [_to_host(e) for e in want["Access"]]
+            if data.get("protected"):
+                # Keep inherited entries as explicit copies only in at_least mode (nothing silently lost).
+                data["preserve_inherited"] = params.mode == "at_least"
+            if len(data) > 1:
+                calls.append(ScriptCall(self.name, "write", data))
+        return tuple(calls)
 
 
 def _as_list(value: Any) -> list[Mapping[str, Any]]:

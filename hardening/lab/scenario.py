@@ -43,6 +43,8 @@ class LabExchange(_Strict):
     version: str = Field(description="Build, e.g. 15.2.1544.4 (Exchange 2019 CU14).")
     roles: list[str] = Field(default_factory=lambda: ["Mailbox"])
     install_path: str = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
+    queue_path: str | None = Field(None, description="QueueDatabasePath (default: under install_path).")
+    site: str = "Default-First-Site-Name"
 
 
 class LabFault(_Strict):

@@ -164,7 +164,7 @@ CASES = [
                   "      path: 'C:\\x'\n      mode: strict\n", 7, 13, "controls[0].ntfs_acl.mode",
                   "'exact' or 'at_least'", "got 'strict'"),
     playbook_case("ntfs-acl-without-path", "name: x\ncontrols:\n  - id: a\n    title: t\n    ntfs_acl:\n"
-                  "      mode: exact\n", 6, 7, "controls[0].ntfs_acl", "missing required key 'path'"),
+                  "      mode: exact\n", 6, 7, "controls[0].ntfs_acl", "give exactly one of path and paths_from"),
     playbook_case("unknown-parameter", "name: x\ncontrols:\n  - id: a\n    title: t\n    pop_imap_login:\n"
                   "      protocol: pop3\n      login_typ: SecureLogin\n", 7, 7, "controls[0].pop_imap_login.login_typ",
                   "did you mean 'login_type'?"),

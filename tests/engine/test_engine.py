@@ -705,7 +705,8 @@ def test_junit_report_of_a_mixed_run(mixed_run: Run, tmp_path: Path) -> None:
 # --- facts ----------------------------------------------------------------------------------------------
 
 DECLARED = {"computer_name": "MAIL01", "os_version": "10.0.17763", "exchange_version": "15.2.1544.4",
-            "exchange_install_path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"}
+            "exchange_install_path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\",
+            "transport_queue_path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue"}
 
 
 def test_declared_facts_skip_the_facts_round_trip(tmp_path: Path, lab: Lab, baseline: Playbook) -> None:
@@ -741,20 +742,38 @@ def test_partly_declared_facts_are_completed_by_reading_them(tmp_path: Path, lab
     assert statuses(run)[("MAIL01", "ntfs-transport-queue")] == "drifted"
 
 
-def test_declared_facts_without_a_needed_one_fail_clearly_instead_of_rendering_none(tmp_path: Path, lab: Lab,
-                                                                                    baseline: Playbook) -> None:
-    # Declared facts skip the read, so exchange_install_path stays unknown. A template that uses it must
-    # fail that control with a sentence, never look for 'NoneTransportRoles\\data\\Queue'.
+def test_declared_facts_without_a_needed_path_make_the_control_not_applicable(tmp_path: Path, lab: Lab,
+                                                                              baseline: Playbook) -> None:
+    # Declared facts skip the read, so the transport queue folder stays unknown: the control that acts on
+    # it says so, instead of guessing a path.
     declared = {"computer_name": "MAIL01", "os_version": "10.0.17763", "exchange_version": "15.2.1544.4"}
     inventory = write_inventory(tmp_path, host_specs={"MAIL01": {"facts": declared}})
     run = check(baseline, inventory, limit=["MAIL01"], lab=lab)
     ntfs = outcomes(run)[("MAIL01", "ntfs-transport-queue")]
+    assert ntfs.status is Status.NOT_APPLICABLE
+    assert ntfs.message == "MAIL01 has no transport queue folders in its facts"
+    assert "facts.read" not in names(lab_host(lab, "MAIL01").received)
+    assert statuses(run)[("MAIL01", "pop3-secure-login")] == "drifted"
+
+
+def test_a_template_using_an_unknown_fact_fails_clearly_instead_of_rendering_none(tmp_path: Path, lab: Lab) -> None:
+    declared = {"computer_name": "MAIL01", "os_version": "10.0.17763", "exchange_version": "15.2.1544.4"}
+    inventory = write_inventory(tmp_path, host_specs={"MAIL01": {"facts": declared}})
+    playbook = write_playbook(tmp_path, """\
+        name: queue by template
+        controls:
+          - id: queue
+            title: queue
+            ntfs_acl:
+              path: "{{ facts.exchange_install_path }}TransportRoles\\\\data\\\\Queue"
+              access: [{principal: SYSTEM, rights: FullControl}]
+        """)
+    run = check(playbook, inventory, limit=["MAIL01"], lab=lab)
+    ntfs = outcomes(run)[("MAIL01", "queue")]
     assert ntfs.status is Status.FAILED
     assert ntfs.message.startswith("bad parameters: ")
     assert "cannot render '{{ facts.exchange_install_path }}" in ntfs.message
     assert "has no value on this host" in ntfs.message
-    assert "facts.read" not in names(lab_host(lab, "MAIL01").received)
-    assert statuses(run)[("MAIL01", "pop3-secure-login")] == "drifted"
 
 
 # --- templated parameters -------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ def _facts(state: State, data: Any) -> dict[str, Any]:
         "exchange_version": exchange.get("version"),
         "exchange_roles": list(exchange.get("roles", [])),
         "exchange_install_path": exchange.get("install_path"),
+        "transport_queue_path": exchange.get("queue_path") or (
+            exchange["install_path"] + "TransportRoles\\data\\Queue" if exchange.get("install_path") else None),
     }
 
 
