@@ -21,6 +21,7 @@ from typing import NoReturn
 from rich.console import Console
 
 from . import apply, check, load_inventory, load_lab, load_playbook, plan
+from .docs import write_docs
 from .errors import HardeningError
 from .kinds import KINDS
 from .lab.scenario import BUILTIN_SCENARIO
@@ -93,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", metavar="PATH", help="write it to a file instead")
 
     sub.add_parser("kinds", help="list every kind with a one-line summary")
+    docs = sub.add_parser("docs", help="write a reference page per kind (Markdown), generated from the kinds")
+    docs.add_argument("-o", "--output", metavar="DIR", default="hardening-docs", help="folder (default hardening-docs)")
 
     lab = sub.add_parser("lab", help="the built-in lab of simulated servers")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="LABCOMMAND", required=True)
@@ -202,6 +205,12 @@ def _kinds(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _docs(args: argparse.Namespace, console: Console) -> int:
+    written = write_docs(args.output)
+    console.print(f"wrote {len(written)} pages to {args.output}", markup=False)
+    return 0
+
+
 def _lab(args: argparse.Namespace, console: Console) -> int:
     if args.lab_command == "reset":
         if not Path(args.lab_file).is_file():
@@ -229,4 +238,4 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"check": _run, "apply": _run, "plan": _run, "demo": _demo, "schema": _schema, "kinds": _kinds,
-            "lab": _lab}
+            "docs": _docs, "lab": _lab}
