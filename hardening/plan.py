@@ -197,6 +197,7 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
         lines.append("# read:")
         lines.append(bundle_text((Section(step.control.id, reads),)))
         lines.append("# write, where the read differs (values shown as if nothing matched yet):")
+        lines += [f"# and, decided from what is read: {note}" for note in step.kind.plan_notes(step.params)]
         lines.append(bundle_text((Section(step.control.id, writes),)) if writes else "# (nothing)")
     return "\n".join(lines) + "\n"
 

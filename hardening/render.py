@@ -19,7 +19,7 @@ import jinja2
 from .model import Bundle, CmdletCall, ScriptCall, Section, Switch
 from .resources import data_dir
 
-__all__ = ["bundle_script", "cmdlet_text", "ps_json", "ps_literal", "ps_quote", "section_text"]
+__all__ = ["bundle_script", "cmdlet_text", "ps_expandable", "ps_json", "ps_literal", "ps_quote", "section_text"]
 
 # PowerShell's tokenizer ends a single-quoted string at any of these (and doubles escape them).
 SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
@@ -30,6 +30,28 @@ CALL_MARKER = "# hardening:call"
 def ps_quote(text: str) -> str:
     """A PowerShell single-quoted string literal holding ``text`` verbatim."""
     return "'" + _QUOTE_RE.sub(r"\1\1", text) + "'"
+
+
+# A single-quoted literal has no escapes, so a value with control characters (NUL …) is written as
+# a double-quoted one: every character PowerShell would expand or end the string at is escaped.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BACKTICK_ESCAPES = {"\x00": "`0", "\x07": "`a", "\x08": "`b", "\x0c": "`f", "\x0b": "`v", "\n": "`n",
+                     "\r": "`r", "\t": "`t", "`": "``", "$": "`$", '"': '`"', "\u201c": "`\u201c",
+                     "\u201d": "`\u201d", "\u201e": "`\u201e"}
+
+
+def ps_expandable(text: str) -> str:
+    """A double-quoted PowerShell literal holding ``text`` exactly, for values a single-quoted one
+    cannot carry: nothing in it expands (``$`` and backticks are escaped)."""
+    out = []
+    for ch in text:
+        if ch in _BACKTICK_ESCAPES:
+            out.append(_BACKTICK_ESCAPES[ch])
+        elif _CONTROL.match(ch):
+            out.append(f"$([char]0x{ord(ch):02X})")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def ps_json(value: Any) -> str:
@@ -47,7 +69,8 @@ def ps_literal(value: Any) -> str:
         return str(value)
     if isinstance(value, (list, tuple)):
         return ",".join(ps_literal(v) for v in value) if value else "@()"
-    return ps_quote(str(value))
+    text = str(value)
+    return ps_expandable(text) if _CONTROL.search(text) else ps_quote(text)
 
 
 def cmdlet_text(call: CmdletCall) -> str:

@@ -120,6 +120,10 @@ class Kind(ABC, Generic[P]):
     def write(self, params: P, ctx: Context, observed: State | None, desired: State) -> tuple[Call, ...]:
         """The requests that change what differs; never anything that already matches."""
 
+    def plan_notes(self, params: P) -> tuple[str, ...]:
+        """Sentences for ``plan`` about what only the read can decide (none by default)."""
+        return ()
+
     def restarts(self, params: P, ctx: Context, changes: Sequence[Change]) -> tuple[str, ...]:
         """Services that must restart before the changes are live (none by default)."""
         return ()

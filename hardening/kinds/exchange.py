@@ -177,7 +177,11 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
             want: dict[str, Any] = {}
             if params.require_tls is not None:
                 want["RequireTLS"] = params.require_tls
-            auth = self._desired_auth(params, split_list((seen or {}).get("AuthMechanism")))
+            # A relative AuthMechanism (include, basic_auth_require_tls) depends on the connector's
+            # current set: in plan mode nothing was read, so it is described in a note instead.
+            relative = params.auth_mechanism is None
+            auth = None if observed is None and relative else self._desired_auth(
+                params, split_list((seen or {}).get("AuthMechanism")))
             if auth is not None:
                 want["AuthMechanism"] = auth
             if params.tls_certificate_name is not None:
@@ -202,6 +206,21 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
         if len(names) > 1:  # Exchange refuses None beside anything else
             names = {n for n in names if n.casefold() != "none"}
         return _canonical_auth(names)
+
+    def plan_notes(self, params: ReceiveConnectorTlsParams) -> tuple[str, ...]:
+        if params.auth_mechanism is not None:
+            return ()
+        added = list(params.auth_mechanism_include or ())
+        if params.require_tls and "Tls" not in added:
+            added.append("Tls")
+        notes = []
+        if added:
+            notes.append(f"AuthMechanism: each connector's current set plus {', '.join(added)}")
+        if params.basic_auth_require_tls:
+            notes.append("AuthMechanism: BasicAuthRequireTLS and Tls added where BasicAuth is on")
+        if params.basic_auth_require_tls is False:
+            notes.append("AuthMechanism: BasicAuthRequireTLS removed where present")
+        return tuple(notes)
 
     def write(self, params: ReceiveConnectorTlsParams, ctx: Context, observed: State | None,
               desired: State) -> tuple[Call, ...]:

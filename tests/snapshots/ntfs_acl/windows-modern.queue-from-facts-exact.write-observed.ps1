@@ -1,0 +1,45 @@
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+# hardening:call kind=ntfs_acl op=write
+& {
+    $Call = ConvertFrom-Json -InputObject '{"id":"queue-from-facts-exact","n":0,"data":{"path":"C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue","protected":true,"access":[{"sid":"S-1-5-18","rights":2032127,"inheritance":3,"propagation":0,"type":"Allow"},{"sid":"S-1-5-20","rights":2032127,"inheritance":3,"propagation":0,"type":"Allow"},{"sid":"S-1-5-32-544","rights":2032127,"inheritance":3,"propagation":0,"type":"Allow"}],"preserve_inherited":false}}'
+    $Desired = $Call.data
+    try {
+        $State = & {
+            $path = [string]$Desired.path
+            $sidType = [System.Security.Principal.SecurityIdentifier]
+            $item = Get-Item -LiteralPath $path -Force
+            $acl = $item.GetAccessControl('Access')
+            if ($null -ne $Desired.PSObject.Properties['protected']) {
+                $acl.SetAccessRuleProtection([bool]$Desired.protected, [bool]$Desired.preserve_inherited)
+            }
+            if ($null -ne $Desired.PSObject.Properties['access']) {
+                foreach ($rule in @($acl.GetAccessRules($true, $false, $sidType))) {
+                    [void]$acl.RemoveAccessRuleSpecific($rule)
+                }
+                foreach ($entry in @($Desired.access)) {
+                    $sid = New-Object -TypeName 'System.Security.Principal.SecurityIdentifier' -ArgumentList ([string]$entry.sid)
+                    $rule = New-Object -TypeName 'System.Security.AccessControl.FileSystemAccessRule' -ArgumentList @(
+                        $sid,
+                        [System.Security.AccessControl.FileSystemRights][int]$entry.rights,
+                        [System.Security.AccessControl.InheritanceFlags][int]$entry.inheritance,
+                        [System.Security.AccessControl.PropagationFlags][int]$entry.propagation,
+                        [System.Security.AccessControl.AccessControlType][string]$entry.type
+                    )
+                    $acl.AddAccessRule($rule)
+                }
+            }
+            $item.SetAccessControl($acl)
+            if ($null -ne $Desired.PSObject.Properties['owner']) {
+                $ownerAcl = $item.GetAccessControl('Owner')
+                $ownerAcl.SetOwner((New-Object -TypeName 'System.Security.Principal.SecurityIdentifier' -ArgumentList ([string]$Desired.owner)))
+                $item.SetAccessControl($ownerAcl)
+            }
+            [pscustomobject]@{ written = $true }
+        }
+        $Record = [pscustomobject]@{ id = $Call.id; n = $Call.n; ok = $true; state = $State }
+    } catch {
+        $Record = [pscustomobject]@{ id = $Call.id; n = $Call.n; ok = $false; error = $_.Exception.Message }
+    }
+    ConvertTo-Json -InputObject $Record -Compress -Depth 16
+}
