@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from . import apply, check, load_inventory, load_lab, load_playbook, plan
 from .docs import write_docs
 from .errors import HardeningError
 from .kinds import KINDS
-from .lab.scenario import BUILTIN_SCENARIO
+from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Run
 from .playbook import playbook_schema
 from .report import print_run, write_json, write_junit
@@ -213,8 +212,8 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 
 def _lab(args: argparse.Namespace, console: Console) -> int:
     if args.lab_command == "reset":
-        if not Path(args.lab_file).is_file():
-            raise HardeningError(f"{args.lab_file}: no such lab file")
+        if not Path(args.lab_file).exists():
+            raise HardeningError(f"{args.lab_file}: no such lab file or folder")
         state = Path(args.lab_file).with_name(Path(args.lab_file).name + ".state.json")
         if state.exists():
             state.unlink()
@@ -228,9 +227,9 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     for path in (lab_file, inventory_file):
         if path.exists() and not args.force:
             raise HardeningError(f"{path} exists; use --force to overwrite it")
-    shutil.copyfile(BUILTIN_SCENARIO, lab_file)
+    lab_file.write_text(merged_lab_text(BUILTIN_SCENARIO), encoding="utf-8")
     lab_file.with_name(lab_file.name + ".state.json").unlink(missing_ok=True)  # a fresh lab, not the old state
-    inventory_file.write_text(DEMO_INVENTORY.read_text(encoding="utf-8").replace("lab: demo.yml", "lab: lab.yml"),
+    inventory_file.write_text(DEMO_INVENTORY.read_text(encoding="utf-8").replace("lab: demo\n", "lab: lab.yml\n"),
                               encoding="utf-8")
     console.print(f"wrote {lab_file} and {inventory_file}\ntry:  hardening check baseline -i {inventory_file}",
                   markup=False)

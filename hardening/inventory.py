@@ -129,8 +129,8 @@ class GroupModel(_Strict):
 class InventoryModel(_Strict):
     """The top level of an inventory file."""
 
-    lab: str | None = Field(None, description="Lab file that backs hosts with transport: lab (default: the "
-                            "built-in scenario).")
+    lab: str | None = Field(None, description="Lab file or folder that backs hosts with transport: lab "
+                            "(default: the built-in scenario).")
     connection: ConnectionModel | None = Field(None, description="Defaults for every host.")
     vars: dict[str, Any] = Field(default_factory=dict)
     hosts: dict[str, HostModel | None] = Field(default_factory=dict)
@@ -220,7 +220,7 @@ def load_inventory(path: str | Path) -> Inventory:
         hosts[name] = Host(str(name), spec.address or str(name), conn, variables, dict(spec.facts), groups)
     base = Path(path).parent
     lab = str((base / model.lab).resolve()) if model.lab else None
-    if lab is not None and not Path(lab).is_file():
+    if lab is not None and not Path(lab).exists():
         raise doc.error(("lab",), f"lab file {model.lab!r} not found (looked for {lab})", cls=InventoryError)
     return Inventory(str(path), hosts, {g: frozenset(m) for g, m in members.items()}, lab)
 

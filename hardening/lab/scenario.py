@@ -18,16 +18,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from ..errors import InputError
+from ..errors import InputError, SourceLocation
 from ..sourcefile import load_yaml, validate
 from .host import LabHost
 from .models import SECTIONS
 
-__all__ = ["BUILTIN_SCENARIO", "Lab", "LabFile", "load_lab"]
+__all__ = ["BUILTIN_SCENARIO", "Lab", "LabFile", "lab_files", "load_lab", "merged_lab_text"]
 
-BUILTIN_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo.yml"
+BUILTIN_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo"
 
 
 class _Strict(BaseModel):
@@ -107,6 +108,7 @@ class Lab:
 
     @property
     def state_path(self) -> Path | None:
+        """``<lab file or folder>.state.json``, beside it."""
         return None if self.path is None else self.path.with_name(self.path.name + ".state.json")
 
     def save(self) -> None:
@@ -120,27 +122,74 @@ class Lab:
         os.replace(tmp, self.state_path)
 
 
+def lab_files(source: Path) -> list[Path]:
+    """The YAML files of a lab: the file itself, or every ``*.yml`` of a lab folder, in name order."""
+    if source.is_dir():
+        files = sorted(source.glob("*.yml"))
+        if not files:
+            raise InputError(SourceLocation(str(source)), "the lab folder holds no .yml files")
+        return files
+    return [source]
+
+
 def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
-    """Load a lab file (default: the built-in scenario), with its saved state unless ``fresh``."""
+    """Load a lab file or folder (default: the built-in scenario), with its saved state unless ``fresh``.
+
+    A folder's files are merged host by host: each file may set some keys of a host (one family
+    of settings per file), and a key set in two files is an error naming both places.
+    """
     source = Path(path) if path is not None else BUILTIN_SCENARIO
-    doc = load_yaml(source)
-    if not isinstance(doc.data, dict):
-        raise doc.error((), "a lab file is a mapping with hosts:")
-    model = validate(doc, LabFile)
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], SourceLocation] = {}
+    description = ""
+    first = None
+    for file in lab_files(source):
+        doc = load_yaml(file)
+        first = first or doc
+        if not isinstance(doc.data, dict):
+            raise doc.error((), "a lab file is a mapping with hosts:")
+        model = validate(doc, LabFile)
+        description = description or model.description
+        for name, spec in model.hosts.items():
+            merged.setdefault(str(name), {})
+            for key in sorted(spec.model_fields_set):  # type: ignore[attr-defined]
+                where = doc.location(("hosts", name, key), key=True)
+                if (name, key) in origin:
+                    raise InputError(where, f"{key} of {name} is set twice (also at {origin[(name, key)]})",
+                                     key=f"hosts.{name}.{key}")
+                origin[(name, key)] = where
+                merged.setdefault(str(name), {})[key] = getattr(spec, key)
     persist = path is not None
     saved: Mapping[str, Any] = {}
-    lab = Lab({}, source if persist else None, model.description, persist)
+    lab = Lab({}, source if persist else None, description, persist)
     state_path = lab.state_path
     if persist and not fresh and state_path is not None and state_path.is_file():
         try:
             saved = json.loads(state_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(doc.location(()), f"cannot read the lab state {state_path.name}: {exc}; "
+            assert first is not None
+            raise InputError(first.location(()), f"cannot read the lab state {state_path.name}: {exc}; "
                              "run 'hardening lab reset' to start again") from None
-    for name, spec in model.hosts.items():
-        initial = _initial_state(str(name), spec)
-        lab.hosts[str(name)] = LabHost(str(name), copy.deepcopy(saved.get(str(name), initial)))
+    for name, fields in merged.items():
+        spec = LabHostModel.model_validate(fields)
+        lab.hosts[name] = LabHost(name, copy.deepcopy(saved.get(name, _initial_state(name, spec))))
     return lab
+
+
+def merged_lab_text(source: Path) -> str:
+    """A lab folder as one lab file (what ``hardening lab init`` writes for people to edit)."""
+    files = lab_files(source)
+    hosts: dict[str, dict[str, Any]] = {}
+    description = ""
+    for file in files:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        description = description or data.get("description", "")
+        for name, spec in (data.get("hosts") or {}).items():
+            hosts.setdefault(name, {}).update(spec or {})
+    header = ("# A hardening lab: simulated hosts (format: README, \"The lab\").\n"
+              f"# Made from {source.name}: {', '.join(f.name for f in files)}.\n")
+    return header + yaml.safe_dump({"description": description, "hosts": hosts}, sort_keys=False,
+                                   allow_unicode=True, width=200, default_flow_style=None)
 
 
 def _initial_state(name: str, spec: Any) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from jsonschema import Draft202012Validator
 
 import hardening
 from hardening.kinds import KINDS
+from hardening.lab import load_lab
+from hardening.lab.scenario import merged_lab_text
 
 from .helpers import ROOT, LabDir, Result, Traffic, invoke, read_json, statuses
 
@@ -106,10 +108,10 @@ def test_the_builtin_lab_is_never_written(cli: Cli, tmp_path: Path) -> None:
     inventory = tmp_path / "inv.yml"
     inventory.write_text("connection: {transport: lab}\nhosts:\n  MAIL01: {}\n", encoding="utf-8")
     builtin = hardening.lab.BUILTIN_SCENARIO
-    before = builtin.read_bytes()
+    before = {p.name: p.read_bytes() for p in builtin.iterdir()}
     assert cli("apply", "baseline", "-i", inventory).code == 3
     assert cli("apply", "baseline", "-i", inventory).code == 3, "the built-in scenario starts fresh each run"
-    assert builtin.read_bytes() == before
+    assert {p.name: p.read_bytes() for p in builtin.iterdir()} == before
     assert not builtin.with_name(builtin.name + ".state.json").exists()
 
 
@@ -553,7 +555,8 @@ def test_lab_init_writes_a_lab_and_an_inventory(cli: Cli, tmp_path: Path) -> Non
     target = tmp_path / "new" / "lab"
     result = cli("lab", "init", target)
     assert result.code == 0
-    assert (target / "lab.yml").read_bytes() == hardening.lab.BUILTIN_SCENARIO.read_bytes()
+    assert (target / "lab.yml").read_text(encoding="utf-8") == merged_lab_text(hardening.lab.BUILTIN_SCENARIO)
+    assert load_lab(target / "lab.yml").hosts.keys() == load_lab().hosts.keys()
     inventory = yaml.safe_load((target / "inventory.yml").read_text(encoding="utf-8"))
     assert inventory["lab"] == "lab.yml"
     assert sorted(inventory["hosts"]) == HOSTS
@@ -575,7 +578,7 @@ def test_lab_init_refuses_to_overwrite_without_force(cli: Cli, lab_dir: LabDir) 
 
     forced = cli("lab", "init", lab_dir.root, "--force")
     assert forced.code == 0
-    assert lab_dir.lab.read_bytes() == hardening.lab.BUILTIN_SCENARIO.read_bytes()
+    assert lab_dir.lab.read_text(encoding="utf-8") == merged_lab_text(hardening.lab.BUILTIN_SCENARIO)
 
 
 def test_lab_init_force_starts_the_lab_afresh(cli: Cli, lab_dir: LabDir) -> None:

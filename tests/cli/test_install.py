@@ -81,7 +81,7 @@ def test_installed_not_editable_and_not_from_the_checkout(installed: Path, tmp_p
     templates = Path(where["templates"])
     assert sorted(p.name for p in templates.glob("*.j2")) == sorted(p.name for p in (ROOT / "templates").glob("*.j2"))
     scenarios = Path(where["module"]).parent / "lab" / "scenarios"
-    assert (scenarios / "demo.yml").is_file() and (scenarios / "demo-inventory.yml").is_file()
+    assert (scenarios / "demo" / "base.yml").is_file() and (scenarios / "demo-inventory.yml").is_file()
 
 
 def test_installed_demo_check_apply(installed: Path, tmp_path: Path) -> None:

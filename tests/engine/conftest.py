@@ -12,6 +12,7 @@ import yaml
 
 from hardening import Inventory, Lab, Playbook, Run, load_inventory, load_lab, load_playbook
 from hardening.lab import BUILTIN_SCENARIO, LabHost
+from hardening.lab.scenario import merged_lab_text
 from hardening.model import Outcome
 
 LAB_HOSTS = ("MAIL01", "MAIL02", "MAIL03", "MAIL04")
@@ -38,7 +39,7 @@ def write_inventory(directory: Path, hosts: Iterable[str] = LAB_HOSTS, extra: st
 
 def write_lab(directory: Path, edit: Callable[[dict[str, Any]], None], name: str = "lab.yml") -> Lab:
     """The built-in scenario with ``edit`` applied to its data (e.g. faults added), as a lab file."""
-    data = yaml.safe_load(BUILTIN_SCENARIO.read_text(encoding="utf-8"))
+    data = yaml.safe_load(merged_lab_text(BUILTIN_SCENARIO))
     edit(data["hosts"])
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

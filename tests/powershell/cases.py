@@ -23,8 +23,10 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 
 from hardening.facts import Facts, exchange_facts_from, exchange_facts_section, facts_section
@@ -36,84 +38,20 @@ from hardening.render import bundle_script, cmdlet_text
 from hardening.run import RESTART_SECTION_ID
 from hardening.targets.memory import LabTarget
 
-# A sample per behaviour worth seeing in a snapshot: keep the names stable, they are file names.
-SAMPLES: dict[str, dict[str, dict[str, Any]]] = {
-    "receive_connector_tls": {
-        "client-require-tls": {
-            "select": {"name": "Client Frontend*", "role": "frontend", "usage": "client"},
-            "require_tls": True,
-            "auth_mechanism_include": ["Tls", "BasicAuth"],
-            "basic_auth_require_tls": True,
-        },
-        "internet-exact-auth-certificate": {
-            "select": {"usage": "internet"},
-            "auth_mechanism": ["Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer"],
-            "tls_certificate_name": "<I>CN=Contoso Issuing CA, DC=contoso, DC=com<S>CN=mail.contoso.com",
-        },
-        "hub-no-basic-require-tls": {
-            "select": {"role": "hub"},
-            "basic_auth_require_tls": False,
-            "require_tls": False,
-        },
-    },
-    "pop_imap_login": {
-        "pop3-secure-login-restart": {
-            "protocol": "pop3",
-            "login_type": "SecureLogin",
-            "enable_gssapi_and_ntlm": True,
-            "restart": "allowed",
-        },
-        "imap4-certificate-deferred": {
-            "protocol": "imap4",
-            "login_type": "PlainTextAuthentication",
-            "x509_certificate_name": "mail.contoso.com",
-            "restart": "deferred",
-        },
-    },
-    "ntfs_acl": {
-        "queue-at-least-protected": {
-            "path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue",
-            "mode": "at_least",
-            "access": [
-                {"principal": "CONTOSO\\Exchange Servers", "rights": ["Modify"]},
-                {"principal": "S-1-5-18", "rights": "FullControl", "type": "allow",
-                 "applies_to": "this_folder_subfolders_and_files"},
-            ],
-            "protected": True,
-            "owner": "Administrators",
-        },
-        "queue-exact-deny": {
-            "path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue",
-            "mode": "exact",
-            "access": [
-                {"principal": "SYSTEM", "rights": ["FullControl"]},
-                {"principal": "NETWORK SERVICE", "rights": ["FullControl"]},
-                {"principal": "Administrators", "rights": ["FullControl"]},
-                {"principal": "Everyone", "rights": ["Delete", "ChangePermissions"], "type": "deny",
-                 "applies_to": "files_only"},
-            ],
-            "protected": False,
-        },
-        "owner-only": {
-            "path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue",
-            "owner": "CONTOSO\\Exchange Servers",
-        },
-        "queue-from-facts-exact": {
-            "paths_from": "transport_queue",
-            "mode": "exact",
-            "protected": True,
-            "access": [
-                {"principal": "SYSTEM", "rights": "FullControl"},
-                {"principal": "NETWORK SERVICE", "rights": "FullControl"},
-                {"principal": "Administrators", "rights": "FullControl"},
-            ],
-        },
-        "databases-from-facts": {
-            "paths_from": "mailbox_databases",
-            "access": [{"principal": "CONTOSO\\Exchange Servers", "rights": ["Modify"]}],
-        },
-    },
-}
+KINDS_DIR = Path(__file__).resolve().parents[1] / "kinds"
+
+
+def _load_samples() -> dict[str, dict[str, dict[str, Any]]]:
+    """Samples per kind from ``tests/kinds/<kind>/samples.yml``: a sample per behaviour worth seeing
+    in a snapshot (the names are file names). Kept beside the kind's cases so that adding a kind
+    touches only its own folder."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(KINDS_DIR.glob("*/samples.yml")):
+        out[path.parent.name] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return out
+
+
+SAMPLES: dict[str, dict[str, dict[str, Any]]] = _load_samples()
 
 # Platforms a context can be built for; the first that a variant accepts is used for plans.
 # Exchange hosts carry every path role's folders, so ``paths_from`` samples have paths to plan.
