@@ -86,8 +86,14 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
             plans.append(HostPlan(host, chosen))
     for plan in plans:
         for control in plan.controls:
-            if control.params is None and not _uses_facts(control.raw_params):
-                render_params(control, plan.host, Facts())  # bad input is refused before anything is sent
+            params = control.params
+            if params is None and not _uses_facts(control.raw_params):
+                params = render_params(control, plan.host, Facts())  # bad input is refused before anything is sent
+            if params is not None:
+                problem = KINDS[control.kind].preflight(params, plan.host)
+                if problem:
+                    raise PlaybookError(control.location, f"refused for host {plan.host.name}: {problem}",
+                                        key=control.kind)
     return tuple(plans)
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ..compare import Comparer, State
 from ..facts import Facts
 from ..model import Call, Change
+
+if TYPE_CHECKING:  # the inventory imports the kinds (through the playbook), not the other way round
+    from ..inventory import Host
 
 __all__ = [
     "Context",
@@ -119,6 +122,11 @@ class Kind(ABC, Generic[P]):
     @abstractmethod
     def write(self, params: P, ctx: Context, observed: State | None, desired: State) -> tuple[Call, ...]:
         """The requests that change what differs; never anything that already matches."""
+
+    def preflight(self, params: P, host: Host) -> str | None:
+        """Why this control must not run on this host at all, checked before anything is sent
+        (e.g. a firewall change that would cut the remoting connection in use); None if fine."""
+        return None
 
     def plan_notes(self, params: P) -> tuple[str, ...]:
         """Sentences for ``plan`` about what only the read can decide (none by default)."""

@@ -30,31 +30,46 @@ TOP_LEVEL_KEYS = ("schema_version", "generated_from", "common_parameters", "comm
 SIZE_LIMIT = 2_000_000
 
 # Whole modules: the in-box Windows PowerShell modules templates may call, and the Windows
-# Server modules of the script kinds (firewall: NetSecurity).
+# Server modules of the script kinds (firewall and IPsec: NetSecurity; listeners: NetTCPIP;
+# folder quotas: FileServerResourceManager; IIS: WebAdministration, IISAdministration).
 WHOLE_MODULES = (
     "CimCmdlets",
+    "FileServerResourceManager",
+    "IISAdministration",
     "Microsoft.PowerShell.Core",
     "Microsoft.PowerShell.Management",
     "Microsoft.PowerShell.Security",
     "Microsoft.PowerShell.Utility",
     "NetSecurity",
+    "NetTCPIP",
+    "WebAdministration",
 )
 # ExchangePowerShell cmdlets of these nouns, every verb (Get-, Set-, New-, Enable- ...).
 EXCHANGE_MODULE = "ExchangePowerShell"
 EXCHANGE_NOUNS = (
+    "ActiveSyncVirtualDirectory",
     "AdminAuditLogConfig",
+    "AutodiscoverVirtualDirectory",
     "EcpVirtualDirectory",
     "ExchangeCertificate",
     "ExchangeServer",
     "FrontendTransportService",
     "ImapSettings",
+    "Mailbox",
+    "MailboxAuditBypassAssociation",
     "MailboxDatabase",
+    "MapiVirtualDirectory",
+    "OabVirtualDirectory",
+    "OrganizationConfig",
+    "OutlookAnywhere",
     "OwaVirtualDirectory",
     "PopSettings",
+    "PowerShellVirtualDirectory",
     "ReceiveConnector",
     "SendConnector",
     "TransportConfig",
     "TransportService",
+    "WebServicesVirtualDirectory",
 )
 SELECTION = (
     f"every cmdlet whose module (or one of its other_modules) is one of {', '.join(WHOLE_MODULES)}; "

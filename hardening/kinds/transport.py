@@ -1,5 +1,6 @@
-"""Exchange kinds: settings read and written through Exchange cmdlets (the ``Microsoft.Exchange``
-endpoint accepts cmdlet invocations only, so every request here is data, not script text).
+"""Exchange transport kinds: receive (and send) connectors, read and written through Exchange
+cmdlets (the ``Microsoft.Exchange`` endpoint accepts cmdlet invocations only, so every request
+here is data, not script text).
 Every call names its object explicitly (``-Identity`` or ``-Server``): without ``-Server``,
 ``Get-PopSettings`` would act on the server hosting the endpoint, not the target.
 """
@@ -13,11 +14,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
-from ..model import Call, Change, CmdletCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant, canonical_names
+from ..model import Call, CmdletCall
+from .base import Context, Kind, KindParams, NotApplicable, Variant, canonical_names
 from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
 
-__all__ = ["FAMILY_KINDS", "PopImapLogin", "ReceiveConnectorTls"]
+__all__ = ["FAMILY_KINDS", "MODERN", "ReceiveConnectorTls", "exchange_objects"]
 
 MODERN = Variant(
     "exchange-modern",
@@ -157,7 +158,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
         return (CmdletCall("Get-ReceiveConnector", (("Server", ctx.server),)),)
 
     def observe(self, params: ReceiveConnectorTlsParams, ctx: Context, values: Sequence[Any]) -> State:
-        connectors = [c for c in _objects(values[0]) if params.select.matches(c)]
+        connectors = [c for c in exchange_objects(values[0]) if params.select.matches(c)]
         if not connectors:
             raise NotApplicable(f"no receive connector on {ctx.server} matches {params.select.describe()}")
         state: dict[str, dict[str, Any]] = {}
@@ -237,106 +238,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
         return tuple(calls)
 
 
-Protocol = Literal["pop3", "imap4"]
-PROTOCOL_CMDLETS = {"pop3": ("Get-PopSettings", "Set-PopSettings"), "imap4": ("Get-ImapSettings", "Set-ImapSettings")}
-# [V] EXD configure-pop3.md / configure-imap4.md: both the front-end and back-end service.
-PROTOCOL_SERVICES = {"pop3": ("MSExchangePOP3", "MSExchangePOP3BE"), "imap4": ("MSExchangeIMAP4", "MSExchangeIMAP4BE")}
-
-
-class PopImapLoginParams(KindParams):
-    """Parameters of ``pop_imap_login``."""
-
-    protocol: Protocol = Field(description="pop3 or imap4.")
-    login_type: Literal["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"] | None = Field(
-        None, description="LoginType; SecureLogin means no clear-text credentials (the guide's SPA)."
-    )
-    enable_gssapi_and_ntlm: bool | None = Field(
-        None, description="EnableGSSAPIAndNTLMAuth: offer NTLM/Kerberos (Secure Password Authentication)."
-    )
-    x509_certificate_name: str | None = Field(None, description="X509CertificateName: the certificate's host name.")
-    restart: RestartPolicy = Field(
-        "deferred", description="allowed: restart the protocol's services (once per host, after the writes, "
-        "only those running); deferred: leave the restart to you and report it as pending.",
-    )
-
-    @field_validator("login_type", mode="before")
-    @classmethod
-    def _login_name(cls, value: Any) -> Any:
-        return canonical_names(value, ("PlainTextLogin", "PlainTextAuthentication", "SecureLogin"))
-
-    @model_validator(mode="after")
-    def _something(self) -> PopImapLoginParams:
-        if self.login_type is None and self.enable_gssapi_and_ntlm is None and self.x509_certificate_name is None:
-            raise ValueError("set at least one of login_type, enable_gssapi_and_ntlm, x509_certificate_name")
-        return self
-
-
-class PopImapLogin(Kind[PopImapLoginParams]):
-    """Secure Password Authentication on POP3/IMAP4: ``LoginType``, ``EnableGSSAPIAndNTLMAuth``
-    and the certificate, per server, through ``Get/Set-PopSettings`` or ``Get/Set-ImapSettings``
-    with explicit ``-Server``.
-
-    A change is live only after MSExchangePOP3 and MSExchangePOP3BE (IMAP: MSExchangeIMAP4 and
-    MSExchangeIMAP4BE) restart. With ``restart: allowed`` they are restarted once per host after
-    all writes, and only those already running (a stopped service stays stopped); with
-    ``deferred`` the outcome says the setting is not live yet.
-    """
-
-    name = "pop_imap_login"
-    summary = "POP3/IMAP4 login type (SPA), GSSAPI/NTLM and certificate, with the service restart"
-    params_model = PopImapLoginParams
-    channel = "exchange"
-    variants = (MODERN,)
-    comparers: ClassVar[Mapping[str, Comparer]] = {
-        "LoginType": TEXT, "EnableGSSAPIAndNTLMAuth": BOOL, "X509CertificateName": TEXT,
-    }
-
-    def read(self, params: PopImapLoginParams, ctx: Context) -> tuple[Call, ...]:
-        return (CmdletCall(PROTOCOL_CMDLETS[params.protocol][0], (("Server", ctx.server),)),)
-
-    def _object(self, params: PopImapLoginParams, ctx: Context) -> str:
-        return f"{ctx.server}\\{params.protocol.upper()}"
-
-    def observe(self, params: PopImapLoginParams, ctx: Context, values: Sequence[Any]) -> State:
-        objects = _objects(values[0])
-        if len(objects) != 1:
-            raise ControlFailed(f"{PROTOCOL_CMDLETS[params.protocol][0]} -Server {ctx.server} returned "
-                                f"{len(objects)} objects, expected 1")
-        settings = objects[0]
-        return {self._object(params, ctx): {
-            "LoginType": settings.get("LoginType"),
-            "EnableGSSAPIAndNTLMAuth": settings.get("EnableGSSAPIAndNTLMAuth"),
-            "X509CertificateName": settings.get("X509CertificateName"),
-        }}
-
-    def desire(self, params: PopImapLoginParams, ctx: Context, observed: State | None) -> State:
-        want: dict[str, Any] = {}
-        if params.login_type is not None:
-            want["LoginType"] = params.login_type
-        if params.enable_gssapi_and_ntlm is not None:
-            want["EnableGSSAPIAndNTLMAuth"] = params.enable_gssapi_and_ntlm
-        if params.x509_certificate_name is not None:
-            want["X509CertificateName"] = params.x509_certificate_name
-        return {self._object(params, ctx): want}
-
-    def write(self, params: PopImapLoginParams, ctx: Context, observed: State | None,
-              desired: State) -> tuple[Call, ...]:
-        obj = self._object(params, ctx)
-        seen = (observed or {}).get(obj) or {}
-        args: list[tuple[str, Any]] = [("Server", ctx.server)]
-        for prop, value in (desired[obj] or {}).items():
-            if observed is None or not self.comparers[prop].equal(value, seen.get(prop)):
-                args.append((prop, value))
-        return (CmdletCall(PROTOCOL_CMDLETS[params.protocol][1], tuple(args)),) if len(args) > 1 else ()
-
-    def restarts(self, params: PopImapLoginParams, ctx: Context, changes: Sequence[Change]) -> tuple[str, ...]:
-        return PROTOCOL_SERVICES[params.protocol] if changes else ()
-
-    def restart_policy(self, params: PopImapLoginParams) -> RestartPolicy:
-        return params.restart
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]]:
+def exchange_objects(value: Any) -> list[Mapping[str, Any]]:
     """A cmdlet's output as a list of property bags (one object may arrive unwrapped)."""
     if value is None:
         return []
@@ -344,4 +246,4 @@ def _objects(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in items if isinstance(item, Mapping)]
 
 
-FAMILY_KINDS = (ReceiveConnectorTls(), PopImapLogin())
+FAMILY_KINDS = (ReceiveConnectorTls(),)
