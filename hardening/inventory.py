@@ -95,8 +95,19 @@ class ConnectionModel(_Strict):
     username: str | None = None
     password: str | None = Field(None, description="A reference: env:NAME, keyring:SERVICE/USER, file:PATH, prompt.")
     ca_bundle: str | None = Field(None, description="CA certificates (PEM) to validate the server with.")
-    cert_validation: bool | None = Field(None, description="Validate the server certificate (default true).")
     timeout: float | None = Field(None, gt=0, description="Per-operation timeout in seconds (default 60).")
+    exchange_scheme: Literal["https", "http"] | None = Field(
+        None, description="Exchange remote PowerShell endpoint scheme (default http, Kerberos-encrypted).")
+    exchange_port: int | None = Field(None, ge=1, le=65535, description="Exchange endpoint port (default 80 / 443).")
+    exchange_path: str | None = Field(None, description="Exchange endpoint path (default PowerShell).")
+    exchange_auth: Auth | None = Field(None, description="Exchange endpoint auth (default kerberos).")
+    client_certificate: str | None = Field(None, description="PEM client certificate (auth: certificate).")
+    client_key: str | None = Field(None, description="PEM key of the client certificate (auth: certificate).")
+    insecure_skip_certificate_validation: bool | None = Field(
+        None, description="INSECURE: accept any server certificate (a man in the middle would go unnoticed).")
+    insecure_allow_unencrypted: bool | None = Field(
+        None, description="INSECURE: allow Basic or certificate auth over plain HTTP, which sends the password "
+        "and every script in clear text.")
 
     @field_validator("password", mode="before")
     @classmethod
@@ -149,12 +160,23 @@ class Connection:
     username: str | None = None
     password: SecretRef | None = None
     ca_bundle: str | None = None
-    cert_validation: bool = True
     timeout: float = 60.0
+    exchange_scheme: Literal["https", "http"] = "http"
+    exchange_port: int | None = None
+    exchange_path: str = "PowerShell"
+    exchange_auth: Auth = "kerberos"
+    client_certificate: str | None = None
+    client_key: str | None = None
+    insecure_skip_certificate_validation: bool = False
+    insecure_allow_unencrypted: bool = False
 
     @property
     def effective_port(self) -> int:
         return self.port or (5986 if self.scheme == "https" else 5985)
+
+    @property
+    def effective_exchange_port(self) -> int:
+        return self.exchange_port or (443 if self.exchange_scheme == "https" else 80)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,27 @@ import jinja2
 from .model import Bundle, CmdletCall, ScriptCall, Section, Switch
 from .resources import data_dir
 
-__all__ = ["bundle_script", "cmdlet_text", "ps_expandable", "ps_json", "ps_literal", "ps_quote", "section_text"]
+__all__ = [
+    "WINRS_BOOTSTRAP",
+    "bundle_script",
+    "cmdlet_text",
+    "ps_expandable",
+    "ps_json",
+    "ps_literal",
+    "ps_quote",
+    "section_text",
+]
 
 # PowerShell's tokenizer ends a single-quoted string at any of these (and doubles escape them).
 SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 _QUOTE_RE = re.compile(f"([{SINGLE_QUOTES}])")
 CALL_MARKER = "# hardening:call"
+
+
+# WinRS runs this (as -EncodedCommand, short enough for cmd.exe's 8191 characters) and it runs the
+# bundle read whole from stdin: no command-line limit, and multi-line blocks stay whole (feeding a
+# script to "-Command -" makes PowerShell run it line by line, like an interactive console).
+WINRS_BOOTSTRAP = "$ErrorActionPreference = 'Stop'; & ([scriptblock]::Create([Console]::In.ReadToEnd()))"
 
 
 def ps_quote(text: str) -> str:

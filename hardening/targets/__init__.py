@@ -1,5 +1,5 @@
-"""Targets: how a host is reached. ``lab`` is the in-process simulated host; ``psrp`` and
-``winrm`` are the remoting transports."""
+"""Targets: how a host is reached. ``lab`` is the in-process simulated host; ``psrp`` (pypsrp)
+and ``winrm`` (pywinrm) are the remoting transports (with the Exchange endpoint over pypsrp)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from ..inventory import Host
 from ..lab import Lab
 from .base import Target
 from .memory import LabTarget
+from .windows import RemoteTarget
 
-__all__ = ["LabTarget", "Target", "open_target"]
+__all__ = ["LabTarget", "RemoteTarget", "Target", "open_target"]
 
 
 def open_target(host: Host, lab: Lab | None) -> Target:
@@ -21,6 +22,4 @@ def open_target(host: Host, lab: Lab | None) -> Target:
             where = lab.path if lab is not None and lab.path else "the built-in scenario"
             raise TargetError(host.name, f"transport lab: no simulated host named {host.name} in {where}")
         return LabTarget(host.name, simulated)
-    # The remoting transports are the subject of their own work item; say so plainly.
-    raise TargetError(host.name, f"transport {transport} is not available in this version of hardening yet; "
-                      "only transport: lab (the simulated hosts) is")
+    return RemoteTarget(host)

@@ -16,9 +16,12 @@ __all__ = ["Target", "results_from_records"]
 
 
 class Target(Protocol):
-    """A host we talk to. ``requests`` counts round trips made so far."""
+    """A host we talk to. ``requests`` counts the HTTP requests (or, in process, the round trips)
+    made so far."""
 
-    requests: int
+    @property
+    def requests(self) -> int:
+        """Requests made to this host so far."""
 
     def run(self, bundle: Bundle) -> list[SectionResult]:
         """Send one bundle; one result per section, in order."""
