@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from . import apply, check, load_inventory, load_lab, load_playbook, plan
 from .docs import write_docs
+from .doctor import diagnose
 from .errors import HardeningError
 from .kinds import KINDS
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
@@ -93,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("-o", "--output", metavar="PATH", help="write it to a file instead")
 
     sub.add_parser("kinds", help="list every kind with a one-line summary")
+    doctor = sub.add_parser("doctor", help="check that a host can be reached and managed, and say what to fix")
+    doctor.add_argument("host", help="an inventory host name")
+    doctor.add_argument("-i", "--inventory", required=True, help="inventory file")
     docs = sub.add_parser("docs", help="write a reference page per kind (Markdown), generated from the kinds")
     docs.add_argument("-o", "--output", metavar="DIR", default="hardening-docs", help="folder (default hardening-docs)")
 
@@ -204,6 +210,23 @@ def _kinds(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    inventory = load_inventory(args.inventory)
+    host = next((h for h in inventory.hosts.values() if h.name.casefold() == args.host.casefold()), None)
+    if host is None:
+        raise HardeningError(f"{args.host}: no such host in {args.inventory}")
+    lab = load_lab(inventory.lab) if host.connection.transport == "lab" else None
+    checks = diagnose(host, lab)
+    table = Table(title=f"hardening doctor {host.name} ({host.address})")
+    for column in ("check", "result", "detail", "what to do"):
+        table.add_column(column)
+    styles = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+    for item in checks:
+        table.add_row(item.name, Text(item.status, style=styles[item.status]), item.detail, item.fix)
+    console.print(table)
+    return 2 if any(c.status == "fail" for c in checks) else 0
+
+
 def _docs(args: argparse.Namespace, console: Console) -> int:
     written = write_docs(args.output)
     console.print(f"wrote {len(written)} pages to {args.output}", markup=False)
@@ -237,4 +260,4 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"check": _run, "apply": _run, "plan": _run, "demo": _demo, "schema": _schema, "kinds": _kinds,
-            "docs": _docs, "lab": _lab}
+            "docs": _docs, "doctor": _doctor, "lab": _lab}
