@@ -25,6 +25,7 @@ from . import apply, check, load_inventory, load_lab, load_playbook, plan
 from .docs import write_docs
 from .doctor import diagnose
 from .errors import HardeningError
+from .history import HistoryStore, default_history_path, parse_since, summary_line
 from .kinds import KINDS
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Run
@@ -59,6 +60,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _history_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--history", metavar="PATH", help="history store (default $XDG_STATE_HOME/hardening/"
+                   "history.sqlite)")
+    p.add_argument("--no-history", action="store_true", help="do not record this run")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hardening", description="Harden Windows mail servers (Exchange, "
                                      "POP3) with declarative YAML playbooks over PowerShell remoting.")
@@ -82,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--diff", action="store_true", help="show before → after per property")
         p.add_argument("--report-json", metavar="PATH", help="write the JSON report (hardening.run/1)")
         p.add_argument("--report-junit", metavar="PATH", help="write a JUnit XML report")
+        if name != "plan":
+            _history_options(p)
         return p
 
     run_command("check", "Audit: read and compare, change nothing (exit 3 if drift is found).")
@@ -91,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="check → apply → check against the built-in lab (simulated servers)")
     demo.add_argument("--report-dir", metavar="DIR", help="where to write reports (default: a new temp folder)")
     demo.add_argument("--diff", action="store_true", help="show before → after per property")
+    demo.add_argument("--history", metavar="PATH", help="record the demo's runs in this history store")
+
+    history = sub.add_parser("history", help="recorded runs, or the outcomes of a host or control over time")
+    history.add_argument("--host", help="only this host's outcomes")
+    history.add_argument("--control", help="only this control's outcomes")
+    history.add_argument("--since", help="from this date (2026-11-30), timestamp, or 7d / 12h ago")
+    history.add_argument("--run", metavar="RUN_ID", help="the outcomes of one run")
+    history.add_argument("--history", metavar="PATH", help="the history store (default under $XDG_STATE_HOME)")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of playbooks (for editors)")
     schema.add_argument("-o", "--output", metavar="PATH", help="write it to a file instead")
@@ -161,7 +178,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                      timeout=args.timeout)
     print_run(run, console, diff=getattr(args, "diff", False))
     _write_reports(run, args.report_json, args.report_junit, console)
-    return 0 if args.command == "plan" else run.exit_code
+    if args.command == "plan":
+        return 0
+    if not args.no_history:
+        store = HistoryStore(args.history or default_history_path())
+        store.record(run)
+        drift = store.drift(run)
+        if drift:
+            console.print(f"since the previous run: {len(drift)} changes (hardening history --run {run.run_id})",
+                          markup=False)
+    return run.exit_code
 
 
 def _write_reports(run: Run, json_path: str | None, junit_path: str | None, console: Console) -> None:
@@ -179,9 +205,12 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]hardening demo[/bold]: {lab.description}\nplaybook {playbook.path}\n")
     runs = []
+    store = HistoryStore(args.history) if args.history else None
     for step, action in (("1-check", check), ("2-apply", apply), ("3-check", check)):
         run = action(playbook, inventory, lab=lab)
         runs.append(run)
+        if store is not None:
+            store.record(run)
         print_run(run, console, diff=args.diff or step == "2-apply", title=f"step {step[0]}: {run.mode.value}")
         write_json(run, out / f"{step}.json")
         write_junit(run, out / f"{step}.junit.xml")
@@ -191,6 +220,29 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     if not expected:
         console.print("the demo did not end all compliant: see the tables above", markup=False)
     return 0 if expected else 2
+
+
+def _history(args: argparse.Namespace, console: Console) -> int:
+    store = HistoryStore(args.history or default_history_path())
+    since = parse_since(args.since) if args.since else None
+    if args.host or args.control or args.run:
+        rows = store.outcomes(run_id=args.run, host=args.host, control=args.control, since=since)
+        table = Table(title="outcomes")
+        for column in ("when", "mode", "host", "control", "status", "what happened"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["started_at"][:19], row["mode"], row["host"], row["control"], row["status"],
+                          row["message"])
+        console.print(table)
+        return 0
+    table = Table(title=f"runs in {store.path}")
+    for column in ("run", "mode", "started", "exit", "outcomes", "playbook"):
+        table.add_column(column)
+    for record in store.runs(since=since):
+        table.add_row(record.run_id, record.mode, record.started_at[:19], str(record.exit_code),
+                      summary_line(record), record.playbook_digest[:19])
+    console.print(table)
+    return 0
 
 
 def _schema(args: argparse.Namespace, console: Console) -> int:
@@ -260,4 +312,4 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"check": _run, "apply": _run, "plan": _run, "demo": _demo, "schema": _schema, "kinds": _kinds,
-            "docs": _docs, "doctor": _doctor, "lab": _lab}
+            "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab}

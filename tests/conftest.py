@@ -15,6 +15,12 @@ from hardening.playbook import Playbook
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _history_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs record history under $XDG_STATE_HOME: keep every test's history out of the home folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture
 def lab() -> Lab:
     """The built-in demo scenario, fresh and in memory (MAIL01-03 drifted, MAIL04 compliant)."""
