@@ -32,6 +32,7 @@ from .model import Run
 from .playbook import playbook_schema
 from .report import print_run, write_json, write_junit
 from .resources import data_dir
+from .schedule import cron_line, systemd_units, windows_task_xml
 from .version import __version__
 
 __all__ = ["main"]
@@ -96,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
     run_command("check", "Audit: read and compare, change nothing (exit 3 if drift is found).")
     run_command("apply", "Remediate: write what differs, re-read to verify (exit 3 if something was fixed).")
     run_command("plan", "Show the requests check and apply would send, as PowerShell; send nothing.")
+    run_command("drift", "One scheduled pass: enforce controls are applied, monitor controls only checked; the "
+                "run is recorded and what changed since the previous run is listed.")
+
+    schedule = sub.add_parser("schedule", help="print systemd units, a crontab line or Task Scheduler XML that run "
+                              "hardening drift")
+    kind = schedule.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--systemd", action="store_true")
+    kind.add_argument("--cron", action="store_true")
+    kind.add_argument("--windows-task", action="store_true")
+    schedule.add_argument("playbook")
+    schedule.add_argument("-i", "--inventory", required=True)
+    schedule.add_argument("--every", type=int, default=15, metavar="MINUTES", help="interval (default 15)")
 
     demo = sub.add_parser("demo", help="check → apply → check against the built-in lab (simulated servers)")
     demo.add_argument("--report-dir", metavar="DIR", help="where to write reports (default: a new temp folder)")
@@ -173,6 +186,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.command == "plan":
         run = plan(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags)
     else:
+        # drift is apply: enforce controls are written, monitor controls (policy) only checked.
         action = check if args.command == "check" else apply
         run = action(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags, forks=max(1, args.forks),
                      timeout=args.timeout)
@@ -184,7 +198,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         store = HistoryStore(args.history or default_history_path())
         store.record(run)
         drift = store.drift(run)
-        if drift:
+        if args.command == "drift":
+            console.print(f"since the previous run: {len(drift) or 'no'} changes", markup=False)
+            for entry in drift:
+                console.print(f"  {entry.host} {entry.control}: {entry.before or 'new'} → {entry.after}: "
+                              f"{entry.message}", markup=False, soft_wrap=True)
+        elif drift:
             console.print(f"since the previous run: {len(drift)} changes (hardening history --run {run.run_id})",
                           markup=False)
     return run.exit_code
@@ -242,6 +261,21 @@ def _history(args: argparse.Namespace, console: Console) -> int:
         table.add_row(record.run_id, record.mode, record.started_at[:19], str(record.exit_code),
                       summary_line(record), record.playbook_digest[:19])
     console.print(table)
+    return 0
+
+
+def _schedule(args: argparse.Namespace, console: Console) -> int:
+    if args.every < 1:
+        raise HardeningError("--every must be at least 1 minute")
+    if args.systemd:
+        for name, text in systemd_units(args.playbook, args.inventory, f"*:0/{args.every}").items():
+            sys.stdout.write(f"# --- {name} (install in /etc/systemd/system, then systemctl enable --now "
+                             f"hardening-drift.timer)\n{text}\n")
+    elif args.cron:
+        schedule = f"*/{args.every} * * * *" if args.every < 60 else f"0 */{max(1, args.every // 60)} * * *"
+        sys.stdout.write(cron_line(args.playbook, args.inventory, schedule))
+    else:
+        sys.stdout.write(windows_task_xml(args.playbook, args.inventory, args.every))
     return 0
 
 
@@ -311,5 +345,7 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"check": _run, "apply": _run, "plan": _run, "demo": _demo, "schema": _schema, "kinds": _kinds,
-            "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab}
+COMMANDS = {
+    "check": _run, "apply": _run, "plan": _run, "drift": _run, "schedule": _schedule, "demo": _demo,
+    "schema": _schema, "kinds": _kinds, "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab,
+}
