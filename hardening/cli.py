@@ -32,6 +32,7 @@ from .model import Run
 from .playbook import playbook_schema
 from .report import print_run, write_json, write_junit
 from .resources import data_dir
+from .rollback import rollback
 from .schedule import cron_line, systemd_units, windows_task_xml
 from .version import __version__
 
@@ -121,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--since", help="from this date (2026-11-30), timestamp, or 7d / 12h ago")
     history.add_argument("--run", metavar="RUN_ID", help="the outcomes of one run")
     history.add_argument("--history", metavar="PATH", help="the history store (default under $XDG_STATE_HOME)")
+
+    back = sub.add_parser("rollback", help="write back the before-state a recorded run captured for what it fixed")
+    back.add_argument("run_id")
+    back.add_argument("-i", "--inventory", required=True, help="inventory file")
+    back.add_argument("--host", help="only this host")
+    back.add_argument("--control", help="only this control")
+    _history_options(back)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of playbooks (for editors)")
     schema.add_argument("-o", "--output", metavar="PATH", help="write it to a file instead")
@@ -264,6 +272,21 @@ def _history(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace, console: Console) -> int:
+    store = HistoryStore(args.history or default_history_path())
+    inventory = load_inventory(args.inventory)
+    run, refusals = rollback(store, args.run_id, inventory, host=args.host, control=args.control)
+    for refusal in refusals:
+        console.print(f"refused: {refusal.host} {refusal.control}: {refusal.reason}", markup=False)
+    if run is None:
+        console.print("nothing to roll back", markup=False)
+        return 2 if refusals else 0
+    print_run(run, console, diff=True, title=f"rollback of {args.run_id}")
+    if not args.no_history:
+        store.record(run)
+    return 2 if refusals else run.exit_code
+
+
 def _schedule(args: argparse.Namespace, console: Console) -> int:
     if args.every < 1:
         raise HardeningError("--every must be at least 1 minute")
@@ -348,4 +371,5 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 COMMANDS = {
     "check": _run, "apply": _run, "plan": _run, "drift": _run, "schedule": _schedule, "demo": _demo,
     "schema": _schema, "kinds": _kinds, "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab,
+    "rollback": _rollback,
 }

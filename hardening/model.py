@@ -171,6 +171,7 @@ class Outcome:
     variant: str | None = None
     pending_restarts: tuple[str, ...] = ()
     restarted: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def outcome_to_json(outcome: Outcome) -> dict[str, Any]:
         "variant": outcome.variant,
         "pending_restarts": list(outcome.pending_restarts),
         "restarted": list(outcome.restarted),
+        "params": _jsonable(outcome.params),
     }
 
 

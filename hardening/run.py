@@ -49,6 +49,8 @@ class Options:
     timeout: float = 900.0
     today: dt.date | None = None
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    # Rollback: per (host, control), the state to write instead of what the kind desires.
+    desired: Mapping[tuple[str, str], State] = field(default_factory=dict)
 
 
 def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Options | None = None,
@@ -111,7 +113,8 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
     try:
         facts = _facts(session, host, host_plan.controls)
         steps = planning.steps(host_plan, facts, today)
-        outcomes, problem = _run_steps(mode, session, host.name, steps)
+        overrides = {c: s for (h, c), s in options.desired.items() if h == host.name}
+        outcomes, problem = _run_steps(mode, session, host.name, steps, overrides)
         return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
     except TargetError as exc:
         return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
@@ -156,6 +159,7 @@ class _Work:
 
     step: planning.Step
     host: str
+    override: State | None = None
     reads: tuple[Any, ...] = ()
     observed: State | None = None
     desired: State | None = None
@@ -164,14 +168,14 @@ class _Work:
     outcome: Outcome | None = None
 
 
-def _run_steps(mode: Mode, session: _Session, host: str,
-               steps: Sequence[planning.Step]) -> tuple[list[Outcome], str | None]:
+def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[planning.Step],
+               overrides: Mapping[str, State] | None = None) -> tuple[list[Outcome], str | None]:
     """Every step's outcome, and the problem that cut the conversation short, if one did.
 
     A connection lost in one phase fails only the controls still waiting in that phase, with a
     sentence saying whether their requests were sent; outcomes already verified stay.
     """
-    work = [_Work(s, host) for s in steps]
+    work = [_Work(s, host, override=(overrides or {}).get(s.control.id)) for s in steps]
     for w in work:
         if w.step.status is not None:
             w.outcome = _outcome(w, w.step.status, w.step.message)
@@ -241,7 +245,7 @@ def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
         w.outcome = _outcome(w, Status.FAILED, f"could not read: {result.error}")
         return
     w.observed = kind.observe(params, ctx, result.values)
-    w.desired = kind.desire(params, ctx, w.observed)
+    w.desired = kind.desire(params, ctx, w.observed) if w.override is None else _restore(w, w.override)
     w.changes = diff(w.desired, w.observed, kind.comparers)
     if not w.changes:
         w.outcome = _outcome(w, Status.COMPLIANT, _compliant_sentence(w.desired))
@@ -250,6 +254,20 @@ def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
     elif w.step.control.policy is Policy.MONITOR:
         w.outcome = _outcome(w, Status.DRIFTED, "policy monitor, not changed: "
                              + _drift_sentence(w.changes, kind.comparers))
+
+
+def _restore(w: _Work, before: State) -> State:
+    """A recorded before-state as the desired one (rollback): only objects that still exist, and
+    only the properties the kind compares."""
+    observed = w.observed or {}
+    desired: dict[str, dict[str, Any]] = {}
+    for obj, props in before.items():
+        if obj not in observed or observed[obj] is None:
+            raise ControlFailed(f"{obj} no longer exists on {w.host}; nothing rolled back")
+        desired[obj] = {k: v for k, v in (props or {}).items() if k in w.step.kind.comparers}
+    if not any(desired.values()):
+        raise ControlFailed("the recorded before-state holds nothing to restore")
+    return desired
 
 
 def _verify(w: _Work, result: SectionResult) -> None:
@@ -345,6 +363,7 @@ def _outcome(w: _Work, status: Status, message: str, after: State | None = None)
         changes=w.changes,
         references=control.references,
         variant=w.step.ctx.variant.name if w.step.ctx else None,
+        params=w.step.params.model_dump(mode="json", exclude_none=True) if w.step.params else {},
     )
 
 
