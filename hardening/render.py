@@ -8,6 +8,7 @@ literal. Kind templates hold no user data at all: they are fixed PowerShell.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ __all__ = [
     "ps_literal",
     "ps_quote",
     "section_text",
+    "winrs_command_line",
 ]
 
 # PowerShell's tokenizer ends a single-quoted string at any of these (and doubles escape them).
@@ -40,6 +42,12 @@ CALL_MARKER = "# hardening:call"
 # bundle read whole from stdin: no command-line limit, and multi-line blocks stay whole (feeding a
 # script to "-Command -" makes PowerShell run it line by line, like an interactive console).
 WINRS_BOOTSTRAP = "$ErrorActionPreference = 'Stop'; & ([scriptblock]::Create([Console]::In.ReadToEnd()))"
+
+
+def winrs_command_line() -> str:
+    """The command WinRS runs for a bundle; the bundle itself follows on stdin."""
+    encoded = base64.b64encode(WINRS_BOOTSTRAP.encode("utf-16-le")).decode("ascii")
+    return f"powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {encoded}"
 
 
 def ps_quote(text: str) -> str:

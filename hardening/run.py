@@ -115,11 +115,14 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
         steps = planning.steps(host_plan, facts, today)
         overrides = {c: s for (h, c), s in options.desired.items() if h == host.name}
         outcomes, problem = _run_steps(mode, session, host.name, steps, overrides)
-        return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
     except TargetError as exc:
-        return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
-    finally:
         target.close()
+        return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
+    except BaseException:
+        target.close()
+        raise
+    target.close()  # before counting: closing the connections is part of what the run cost
+    return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
 
 
 # Declaring these facts (exchange_version may be null: no Exchange) skips the facts round trip.

@@ -71,7 +71,7 @@ class LabHost:
                     record.update(ok=True, state={} if ignored else handler(self.state, call.data))
                 except (LabError, LabScriptError) as exc:
                     record.update(ok=False, error=str(exc))
-                lines.append(json.dumps(record, separators=(",", ":")))
+                lines.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
             return lines
 
     def invoke(self, call: CmdletCall) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ here and re-raised as :class:`~hardening.errors.TargetError`; passwords never ap
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +19,7 @@ from typing import Any, Literal, TypeVar, cast
 from ..errors import SecretError, TargetError
 from ..inventory import Connection, Host
 from ..model import Bundle, CmdletCall, ScriptCall, SectionResult, Switch
-from ..render import WINRS_BOOTSTRAP, bundle_script
+from ..render import bundle_script, winrs_command_line
 from .base import results_from_records
 
 __all__ = ["RemoteTarget", "transport_problems"]
@@ -59,14 +58,21 @@ def is_read_only(bundle: Bundle) -> bool:
 
 
 class _Counter:
-    """Counts HTTP requests, authentication legs included (a response's history holds them)."""
+    """Counts HTTP requests at the connection adapters of a requests session, so that the legs
+    authentication handlers send on their own (NTLM challenges, the empty encryption POST) count."""
 
     def __init__(self) -> None:
         self.count = 0
 
-    def hook(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        self.count += 1 + len(getattr(response, "history", []) or [])
-        return response
+    def watch(self, session: Any) -> None:
+        for adapter in session.adapters.values():
+            send = adapter.send
+
+            def counted(*args: Any, _send: Any = send, **kwargs: Any) -> Any:
+                self.count += 1
+                return _send(*args, **kwargs)
+
+            adapter.send = counted
 
 
 class RemoteTarget:
@@ -125,7 +131,7 @@ class RemoteTarget:
         if getattr(transport, "session", None) is None:
             transport.session = transport._build_session()
         assert transport.session is not None
-        transport.session.hooks["response"].append(self.counter.hook)
+        self.counter.watch(transport.session)
         return wsman
 
     def _pool(self, configuration: str) -> Any:
@@ -152,12 +158,21 @@ class RemoteTarget:
             "ignore" if self.conn.insecure_skip_certificate_validation else "validate")
         protocol = Protocol(endpoint=endpoint, transport=transport,  # type: ignore[arg-type]
                             username=self.conn.username, password=self._secret(),
-                            server_cert_validation=validation, ca_trust_path=self.conn.ca_bundle or "legacy_requests",
+                            server_cert_validation=validation,
+                            ca_trust_path=cast(str, self.conn.ca_bundle),  # None: no trust path beyond the default
                             cert_pem=self.conn.client_certificate, cert_key_pem=self.conn.client_key,
                             message_encryption="always" if self.conn.scheme == "http" else "auto",
                             read_timeout_sec=int(self.conn.timeout) + 10, operation_timeout_sec=int(self.conn.timeout))
-        session = protocol.transport.build_session()
-        session.hooks["response"].append(self.counter.hook)
+        # pywinrm sets up encryption (an empty POST and the auth legs) while building its session;
+        # build it without, watch it, then set encryption up, so those requests are counted too.
+        transport_layer = protocol.transport
+        wanted = transport_layer.message_encryption
+        transport_layer.message_encryption = "never"
+        session = transport_layer.build_session()
+        transport_layer.message_encryption = wanted
+        self.counter.watch(session)
+        if self.conn.scheme == "http":
+            transport_layer.setup_encryption(session)
         # UTF-8 (65001), or non-ASCII names come back in the OEM code page (437), or as '?'.
         shell = protocol.open_shell(codepage=65001, noprofile=True)
         return protocol, shell
@@ -175,12 +190,19 @@ class RemoteTarget:
             text = bundle_script(script)
             lines = self._call(lambda: self._run_script(text), retry, "the Windows bundle")
             results.update(results_from_records(script, lines))
+        # In a bundle of reads, the same cmdlet call made for several controls is sent once: the
+        # Exchange endpoint costs a pipeline (two requests) per call, whatever the controls.
+        answered: dict[CmdletCall, tuple[list[Any] | None, str | None]] = {}
         for section in cmdlets:
             values: list[Any] = []
             errors: list[str | None] = []
             for call in section.calls:
                 assert isinstance(call, CmdletCall)
-                output, error = self._call(partial(self._invoke, call), retry, call.cmdlet)
+                if retry and call in answered:
+                    output, error = answered[call]
+                else:
+                    output, error = self._call(partial(self._invoke, call), retry, call.cmdlet)
+                    answered[call] = (output, error)
                 values.append(output)
                 errors.append(error)
             results[section.id] = SectionResult(section.id, tuple(values), tuple(errors))
@@ -224,10 +246,8 @@ class RemoteTarget:
         if self._windows is None:
             self._windows = self._winrs()
         protocol, shell = self._windows
-        encoded = base64.b64encode(WINRS_BOOTSTRAP.encode("utf-16-le")).decode("ascii")
         # The script goes on stdin: the command line stays short (cmd.exe limits it to 8191 chars).
-        command = protocol.run_command(shell, "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass "
-                                       f"-EncodedCommand {encoded}")
+        command = protocol.run_command(shell, winrs_command_line())
         try:
             protocol.send_command_input(shell, command, text.encode("utf-8"), end=True)
             stdout, stderr, code = protocol.get_command_output(shell, command)
