@@ -11,8 +11,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -26,10 +28,14 @@ from .docs import write_docs
 from .doctor import diagnose
 from .errors import HardeningError
 from .history import HistoryStore, default_history_path, parse_since, summary_line
+from .inventory import Inventory
 from .kinds import KINDS
+from .lab import Lab
+from .lab.endpoint import PASSWORD as ENDPOINT_PASSWORD
+from .lab.endpoint import LabEndpoint, serve_lab
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Run
-from .playbook import playbook_schema
+from .playbook import Playbook, playbook_schema
 from .report import print_run, write_json, write_junit
 from .resources import data_dir
 from .rollback import rollback
@@ -115,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--report-dir", metavar="DIR", help="where to write reports (default: a new temp folder)")
     demo.add_argument("--diff", action="store_true", help="show before → after per property")
     demo.add_argument("--history", metavar="PATH", help="record the demo's runs in this history store")
+    demo.add_argument("--in-process", action="store_true", help="talk to the simulated hosts in process instead "
+                      "of through the loopback WinRM endpoint and the real clients")
 
     history = sub.add_parser("history", help="recorded runs, or the outcomes of a host or control over time")
     history.add_argument("--host", help="only this host's outcomes")
@@ -145,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
     init = lab_sub.add_parser("init", help="write the built-in scenario and a matching inventory into DIR")
     init.add_argument("directory")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
+    serve = lab_sub.add_parser("serve", help="serve the lab's hosts over real WinRM/PSRP on loopback addresses")
+    serve.add_argument("--hosts", metavar="FILE", help="lab file or folder (default: the built-in scenario)")
+    serve.add_argument("--port", type=int, default=0, help="port on every host's address (default: a free one)")
+    serve.add_argument("--https", action="store_true", help="HTTPS with a generated CA (default: HTTP + NTLM "
+                       "message encryption)")
+    serve.add_argument("--inventory-out", required=True, metavar="PATH", help="write an inventory for the served "
+                       "hosts here (the password goes to PATH.password, mode 0600)")
     reset = lab_sub.add_parser("reset", help="forget a lab file's saved state (back to the file's contents)")
     reset.add_argument("lab_file")
     return parser
@@ -224,13 +239,35 @@ def _write_reports(run: Run, json_path: str | None, junit_path: str | None, cons
         console.print(f"JUnit report: {write_junit(run, junit_path)}", markup=False)
 
 
+def _serve(lab: Lab, https: bool, port: int, inventory_out: Path) -> LabEndpoint:
+    """Start the loopback endpoint and write an inventory for it; the password file is 0600."""
+    endpoint = serve_lab(lab, https=https, port=port)
+    password_file = inventory_out.with_name(inventory_out.name + ".password")
+    password_file.touch(mode=0o600, exist_ok=True)
+    password_file.chmod(0o600)
+    password_file.write_text(ENDPOINT_PASSWORD, encoding="utf-8")
+    endpoint.write_inventory(inventory_out, f"file:{password_file}")
+    return endpoint
+
+
 def _demo(args: argparse.Namespace, console: Console) -> int:
     lab = load_lab()  # the built-in scenario, fresh, in memory
     playbook = load_playbook(data_dir("playbooks") / "baseline.yml")
-    inventory = load_inventory(DEMO_INVENTORY)
     out = Path(args.report_dir) if args.report_dir else Path(tempfile.mkdtemp(prefix="hardening-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]hardening demo[/bold]: {lab.description}\nplaybook {playbook.path}\n")
+    if args.in_process:
+        return _demo_runs(args, console, lab, playbook, load_inventory(DEMO_INVENTORY), out, "in process")
+    with _serve(lab, False, 0, out / "inventory.yml") as endpoint:
+        inventory = load_inventory(out / "inventory.yml")
+        where = ", ".join(f"{h.name} {h.address}:{h.port}" for h in endpoint.hosts.values())
+        return _demo_runs(args, console, lab, playbook, inventory, out,
+                          f"through pypsrp over HTTP with NTLM and message encryption to {where}")
+
+
+def _demo_runs(args: argparse.Namespace, console: Console, lab: Lab, playbook: Playbook, inventory: Inventory,
+               out: Path, how: str) -> int:
+    console.print(f"[bold]hardening demo[/bold]: {lab.description}\nplaybook {playbook.path}\n"
+                  f"simulated hosts, reached {how}\n", soft_wrap=True)
     runs = []
     store = HistoryStore(args.history) if args.history else None
     for step, action in (("1-check", check), ("2-apply", apply), ("3-check", check)):
@@ -343,6 +380,21 @@ def _docs(args: argparse.Namespace, console: Console) -> int:
 
 
 def _lab(args: argparse.Namespace, console: Console) -> int:
+    if args.lab_command == "serve":
+        lab = load_lab(args.hosts) if args.hosts else load_lab()
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        with _serve(lab, args.https, args.port, Path(args.inventory_out)) as endpoint:
+            for host in endpoint.hosts.values():
+                console.print(f"{host.name}: {host.url}", markup=False)
+            console.print(f"inventory: {args.inventory_out}; stop with Ctrl-C or SIGTERM", markup=False)
+            sys.stdout.flush()
+            while not stop.wait(0.5):
+                pass
+        lab.save()
+        console.print("stopped", markup=False)
+        return 0
     if args.lab_command == "reset":
         if not Path(args.lab_file).exists():
             raise HardeningError(f"{args.lab_file}: no such lab file or folder")
