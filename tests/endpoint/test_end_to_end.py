@@ -174,3 +174,31 @@ def test_a_connection_lost_after_the_writes_reports_nothing_fixed(endpoint: LabE
     assert not any(o.status.value == "fixed" for o in run.outcomes), [o.message for o in run.outcomes]
     assert any("result unknown" in o.message or "unreachable" in o.message or "not done" in o.message
                for o in run.outcomes)
+
+
+@pytest.mark.parametrize("fault", ["drop", "http500"])
+def test_a_fault_at_any_request_of_an_apply_never_reports_fixed_what_is_not(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, playbook: Playbook, fault: str) -> None:
+    """Walk the fault through an apply's requests (every third one): the run fails (exit 2) or, when
+    the fault hits a request that is retried or not needed, completes; and every outcome it calls
+    fixed is really compliant afterwards (checked in process against the same simulated host)."""
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    monkeypatch.setattr("hardening.targets.windows.READ_RETRIES", (0.0,))  # no waiting between read retries
+    total = REQUESTS["psrp"]["apply-drifted"]
+    for after in range(0, total, 3):
+        lab = load_lab()
+        with serve_lab(lab) as served:
+            inventory = _inventory(served, tmp_path)
+            served.hosts["MAIL01"].inject(fault, after=after, times=1)
+            run = apply(playbook, inventory, limit=["MAIL01"])
+        truth = {o.control: o.status.value for o in check(playbook, _lab_inventory(tmp_path), lab=lab).outcomes}
+        for outcome in run.outcomes:
+            if outcome.status.value == "fixed":
+                assert truth[outcome.control] == "compliant", (after, outcome.control, outcome.message)
+        assert run.exit_code in {2, 3}, (after, run.exit_code)
+
+
+def _lab_inventory(tmp_path: Path) -> Inventory:
+    path = tmp_path / "lab-inventory.yml"
+    path.write_text("connection: {transport: lab}\nhosts:\n  MAIL01: {}\n", encoding="utf-8")
+    return load_inventory(path)
