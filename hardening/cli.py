@@ -34,11 +34,12 @@ from .lab import Lab
 from .lab.endpoint import PASSWORD as ENDPOINT_PASSWORD
 from .lab.endpoint import LabEndpoint, serve_lab
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
-from .model import Run
+from .model import Mode, Run
 from .playbook import Playbook, playbook_schema
 from .report import print_run, write_json, write_junit
 from .resources import data_dir
 from .rollback import rollback
+from .run import Options, execute
 from .schedule import cron_line, systemd_units, windows_task_xml
 from .version import __version__
 
@@ -95,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--forks", type=int, default=16, help="hosts in parallel (default 16)")
             p.add_argument("--timeout", type=_positive, default=900.0, help="seconds per host (default 900)")
             p.add_argument("--diff", action="store_true", help="show before → after per property")
+            p.add_argument("--max-changes", type=int, metavar="N", help="change at most N controls in this run "
+                           "(the others stay drifted and say so)")
         p.add_argument("--report-json", metavar="PATH", help="write the JSON report (hardening.run/1)")
         p.add_argument("--report-junit", metavar="PATH", help="write a JUnit XML report")
         if name != "plan":
@@ -210,9 +213,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         run = plan(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags)
     else:
         # drift is apply: enforce controls are written, monitor controls (policy) only checked.
-        action = check if args.command == "check" else apply
-        run = action(playbook, inventory, limit=limit, tags=tags, skip_tags=skip_tags, forks=max(1, args.forks),
-                     timeout=args.timeout)
+        mode = Mode.CHECK if args.command == "check" else Mode.APPLY
+        run = execute(mode, playbook, inventory, Options(limit, tags, skip_tags, max(1, args.forks), args.timeout,
+                                                         max_changes=args.max_changes))
     print_run(run, console, diff=getattr(args, "diff", False))
     _write_reports(run, args.report_json, args.report_junit, console)
     if args.command == "plan":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from .playbook import Control, Playbook
 from .targets import Target, open_target
 from .version import __version__
 
-__all__ = ["Options", "execute"]
+__all__ = ["ChangeBudget", "Options", "execute"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,27 @@ class Options:
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
     # Rollback: per (host, control), the state to write instead of what the kind desires.
     desired: Mapping[tuple[str, str], State] = field(default_factory=dict)
+    # At most this many controls changed in the whole run (hosts share it); None: no limit.
+    max_changes: int | None = None
+
+
+class ChangeBudget:
+    """How many more controls a run may change, shared by the hosts' workers (thread-safe)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Use one change; False when the budget is spent."""
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
 
 
 def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Options | None = None,
@@ -69,8 +91,9 @@ def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Optio
         return Run(_run_id(), mode, started, dt.datetime.now(dt.UTC), __version__, playbook.sources,
                    hosts, texts)
     workers = max(1, min(options.forks, len(host_plans)))
+    budget = ChangeBudget(options.max_changes)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hardening-host") as pool:
-        futures = [pool.submit(_run_host, mode, p, lab, today, options) for p in host_plans]
+        futures = [pool.submit(_run_host, mode, p, lab, today, options, budget) for p in host_plans]
         results = tuple(f.result() for f in futures)
     if lab is not None:
         lab.save()
@@ -101,7 +124,7 @@ class _Session:
 
 
 def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: dt.date,
-              options: Options) -> HostResult:
+              options: Options, budget: ChangeBudget | None = None) -> HostResult:
     host = host_plan.host
     deadline = options.clock() + options.timeout
     try:
@@ -114,7 +137,7 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
         facts = _facts(session, host, host_plan.controls)
         steps = planning.steps(host_plan, facts, today)
         overrides = {c: s for (h, c), s in options.desired.items() if h == host.name}
-        outcomes, problem = _run_steps(mode, session, host.name, steps, overrides)
+        outcomes, problem = _run_steps(mode, session, host.name, steps, overrides, budget or ChangeBudget(None))
     except TargetError as exc:
         target.close()
         return _unreachable(host_plan, exc.problem, target.requests, facts.to_json() if facts else host.facts)
@@ -172,7 +195,8 @@ class _Work:
 
 
 def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[planning.Step],
-               overrides: Mapping[str, State] | None = None) -> tuple[list[Outcome], str | None]:
+               overrides: Mapping[str, State] | None = None,
+               budget: ChangeBudget | None = None) -> tuple[list[Outcome], str | None]:
     """Every step's outcome, and the problem that cut the conversation short, if one did.
 
     A connection lost in one phase fails only the controls still waiting in that phase, with a
@@ -192,6 +216,11 @@ def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[plannin
         for w in reading:
             _guard(w, partial(_decide, mode, result=results[w.step.control.id]))
         writing = [w for w in reading if w.outcome is None]
+        for w in writing:
+            if budget is not None and not budget.take():
+                w.outcome = _outcome(w, Status.DRIFTED, f"not changed: the run's change budget ({budget.limit}) is "
+                                     "spent; " + _drift_sentence(w.changes, w.step.kind.comparers))
+        writing = [w for w in writing if w.outcome is None]
         for w in writing:
             _guard(w, _plan_writes)
         writing = [w for w in writing if w.outcome is None]

@@ -35,6 +35,7 @@ from .conftest import (
     write_inventory,
     write_lab,
     write_playbook,
+    writes,
 )
 
 POP3_SERVICES = ("MSExchangePOP3", "MSExchangePOP3BE")
@@ -924,3 +925,13 @@ def test_an_exception_naming_an_unknown_host_is_refused(tmp_path: Path, lab_inve
         check(playbook, lab_inventory, lab=lab)
     assert info.value.location.line == 6
     assert all(lab_host(lab, n).received == [] for n in LAB_HOSTS)
+
+
+def test_a_change_budget_caps_the_writes_of_a_run(lab_inventory: Inventory, baseline: Playbook) -> None:
+    lab = load_lab()
+    run = execute(Mode.APPLY, baseline, lab_inventory, Options(forks=1, max_changes=3), lab)
+    got = statuses(run)
+    assert list(got.values()).count("fixed") == 3
+    spent = [o for o in run.outcomes if o.status is Status.DRIFTED]
+    assert spent and all(o.message.startswith("not changed: the run's change budget (3) is spent; ") for o in spent)
+    assert sum(len(writes(lab_host(lab, n))) for n in LAB_HOSTS) >= 3
