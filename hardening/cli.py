@@ -260,8 +260,10 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.in_process:
         return _demo_runs(args, console, lab, playbook, load_inventory(DEMO_INVENTORY), out, "in process")
-    with _serve(lab, False, 0, out / "inventory.yml") as endpoint:
-        inventory = load_inventory(out / "inventory.yml")
+    # The endpoint's inventory and password file live only as long as the demo does.
+    with tempfile.TemporaryDirectory(prefix="hardening-demo-endpoint-") as private, \
+            _serve(lab, False, 0, Path(private) / "inventory.yml") as endpoint:
+        inventory = load_inventory(Path(private) / "inventory.yml")
         where = ", ".join(f"{h.name} {h.address}:{h.port}" for h in endpoint.hosts.values())
         return _demo_runs(args, console, lab, playbook, inventory, out,
                           f"through pypsrp over HTTP with NTLM and message encryption to {where}")
