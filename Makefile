@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck check-all clean
+.PHONY: demo test lint system-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hardening tests
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test lint
+# Debian packages the tests need: Chromium renders the HTML report (root installs it; elsewhere the
+# report tests say how to enable them).
+system-test-deps:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-test system-test-deps lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -36,7 +36,9 @@ from .lab.endpoint import LabEndpoint, serve_lab
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Mode, Run
 from .playbook import Playbook, playbook_schema
-from .report import print_run, write_json, write_junit
+from .report import print_run, write_json, write_junit, write_junit_json
+from .report_ckl import render_ckls
+from .report_html import history_from_store, render_html
 from .resources import data_dir
 from .rollback import rollback
 from .run import Options, execute
@@ -133,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--since", help="from this date (2026-11-30), timestamp, or 7d / 12h ago")
     history.add_argument("--run", metavar="RUN_ID", help="the outcomes of one run")
     history.add_argument("--history", metavar="PATH", help="the history store (default under $XDG_STATE_HOME)")
+
+    report = sub.add_parser("report", help="a recorded run's report: html, json, junit or ckl (STIG Viewer)")
+    report.add_argument("--run", required=True, metavar="RUN_ID")
+    report.add_argument("--format", required=True, choices=["html", "json", "junit", "ckl"])
+    report.add_argument("-o", "--output", metavar="PATH", help="file (html, json, junit) or folder (ckl: one "
+                        "checklist per host); default: standard output (html, json)")
+    report.add_argument("--history", metavar="PATH", help="the history store (default under $XDG_STATE_HOME)")
 
     back = sub.add_parser("rollback", help="write back the before-state a recorded run captured for what it fixed")
     back.add_argument("run_id")
@@ -314,6 +323,38 @@ def _history(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, console: Console) -> int:
+    store = HistoryStore(args.history or default_history_path())
+    doc = store.run_json(args.run)
+    if args.format == "ckl":
+        try:
+            checklists = render_ckls(doc)
+        except ValueError as exc:
+            raise HardeningError(f"no checklist for run {args.run}: {exc}") from None
+        folder = Path(args.output or ".")
+        folder.mkdir(parents=True, exist_ok=True)
+        for host, text in checklists.items():
+            (folder / f"{host}.ckl").write_text(text, encoding="utf-8")
+        console.print(f"wrote {len(checklists)} checklists to {folder}", markup=False)
+        return 0
+    if args.format == "html":
+        text = render_html(doc, history_from_store(store))
+    elif args.format == "json":
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        if not args.output:
+            raise HardeningError("--format junit needs --output PATH")
+        write_junit_json(doc, args.output)
+        console.print(f"JUnit report: {args.output}", markup=False)
+        return 0
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        console.print(f"{args.format} report: {args.output}", markup=False)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _rollback(args: argparse.Namespace, console: Console) -> int:
     store = HistoryStore(args.history or default_history_path())
     inventory = load_inventory(args.inventory)
@@ -428,5 +469,5 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 COMMANDS = {
     "check": _run, "apply": _run, "plan": _run, "drift": _run, "schedule": _schedule, "demo": _demo,
     "schema": _schema, "kinds": _kinds, "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab,
-    "rollback": _rollback,
+    "rollback": _rollback, "report": _report,
 }

@@ -196,6 +196,26 @@ class HistoryStore:
         with self._connect() as db:
             return [{**dict(row), "detail": json.loads(row["detail"])} for row in db.execute(query, args)]
 
+    def run_json(self, run_id: str) -> dict[str, Any]:
+        """A recorded run as the ``hardening.run/1`` document (the JSON report it had)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise HardeningError(f"no run {run_id} in {self.path}")
+            hosts = db.execute("SELECT * FROM hosts WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+            outcomes = db.execute("SELECT host, detail FROM outcomes WHERE run_id = ? ORDER BY rowid",
+                                  (run_id,)).fetchall()
+        summary = json.loads(row["summary"])
+        return {
+            "schema": "hardening.run/1", "run_id": row["run_id"], "mode": row["mode"],
+            "started_at": row["started_at"], "finished_at": row["finished_at"], "tool_version": row["tool_version"],
+            "playbooks": json.loads(row["playbooks"]), "summary": summary, "exit_code": row["exit_code"],
+            "hosts": [{"name": h["name"], "reachable": bool(h["reachable"]), "error": h["error"],
+                       "facts": json.loads(h["facts"]), "requests": h["requests"],
+                       "outcomes": [json.loads(o["detail"]) for o in outcomes if o["host"] == h["name"]]}
+                      for h in hosts],
+        }
+
     def previous(self, run_id: str) -> RunRecord | None:
         """The run recorded just before this one, if any."""
         with self._connect() as db:

@@ -18,7 +18,7 @@ from rich.text import Text
 from .compare import display
 from .model import Change, Outcome, Run, Status
 
-__all__ = ["JSON_SCHEMA_ID", "print_run", "run_to_json", "write_json", "write_junit"]
+__all__ = ["JSON_SCHEMA_ID", "print_run", "run_to_json", "write_json", "write_junit", "write_junit_json"]
 
 JSON_SCHEMA_ID = "hardening.run/1"
 
@@ -93,25 +93,33 @@ def write_json(run: Run, path: str | Path) -> Path:
 
 def write_junit(run: Run, path: str | Path) -> Path:
     """One test case per host × control; drifted and failed are failures, skipped and N/A skipped."""
-    suites = ET.Element("testsuites", name=f"hardening {run.mode.value}", tests=str(sum(1 for _ in run.outcomes)))
-    for host in run.hosts:
-        outcomes = list(host.outcomes)
-        failures = sum(o.status in {Status.DRIFTED, Status.FAILED} for o in outcomes)
-        skipped = sum(o.status in {Status.SKIPPED, Status.NOT_APPLICABLE} for o in outcomes)
-        suite = ET.SubElement(suites, "testsuite", name=host.name, tests=str(len(outcomes)),
-                              failures=str(failures), errors="0", skipped=str(skipped),
-                              timestamp=run.started_at.isoformat())
-        if not host.reachable:
-            ET.SubElement(suite, "properties").append(ET.Element("property", name="error", value=host.error or ""))
+    return write_junit_json(run_to_json(run), path)
+
+
+def write_junit_json(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """JUnit XML from a ``hardening.run/1`` document (a run's JSON report, or one from the history)."""
+    failing, skipping = {"drifted", "failed"}, {"skipped", "not_applicable"}
+    suites = ET.Element("testsuites", name=f"hardening {doc['mode']}",
+                        tests=str(sum(len(h["outcomes"]) for h in doc["hosts"])))
+    for host in doc["hosts"]:
+        outcomes = host["outcomes"]
+        suite = ET.SubElement(suites, "testsuite", name=host["name"], tests=str(len(outcomes)),
+                              failures=str(sum(o["status"] in failing for o in outcomes)), errors="0",
+                              skipped=str(sum(o["status"] in skipping for o in outcomes)),
+                              timestamp=str(doc["started_at"]))
+        if not host["reachable"]:
+            ET.SubElement(suite, "properties").append(ET.Element("property", name="error", value=host["error"] or ""))
         for o in outcomes:
-            case = ET.SubElement(suite, "testcase", classname=f"{host.name}.{o.kind}", name=f"{o.control}: {o.title}")
-            if o.status in {Status.DRIFTED, Status.FAILED}:
-                failure = ET.SubElement(case, "failure", message=o.message, type=o.status.value)
-                failure.text = "\n".join(f"{c.path}: {display(c.before)} -> {display(c.after)}" for c in o.changes)
-            elif o.status in {Status.SKIPPED, Status.NOT_APPLICABLE}:
-                ET.SubElement(case, "skipped", message=f"{o.status.value}: {o.message}")
+            case = ET.SubElement(suite, "testcase", classname=f"{host['name']}.{o['kind']}",
+                                 name=f"{o['control']}: {o['title']}")
+            if o["status"] in failing:
+                failure = ET.SubElement(case, "failure", message=o["message"], type=o["status"])
+                failure.text = "\n".join(f"{c['path']}: {display(c['from'])} -> {display(c['to'])}"
+                                         for c in o["changes"])
+            elif o["status"] in skipping:
+                ET.SubElement(case, "skipped", message=f"{o['status']}: {o['message']}")
             else:
-                ET.SubElement(case, "system-out").text = f"{o.status.value}: {o.message}"
+                ET.SubElement(case, "system-out").text = f"{o['status']}: {o['message']}"
     target = Path(path)
     ET.ElementTree(suites).write(target, encoding="utf-8", xml_declaration=True)
     return target

@@ -98,6 +98,9 @@ class Kind(ABC, Generic[P]):
     comparers: ClassVar[Mapping[str, Comparer]] = {}
     # Script kinds: the template under templates/ that holds the read and write blocks.
     template: ClassVar[str | None] = None
+    # Exchange kinds: cmdlets that act on one organisation-wide object (Get-AdminAuditLogConfig),
+    # which have no -Identity or -Server to name it; every other call must name its object.
+    org_wide_cmdlets: ClassVar[frozenset[str]] = frozenset()
 
     def variant_for(self, facts: Facts) -> Variant | str:
         """The variant for a host, or a sentence saying why none applies."""

@@ -120,3 +120,40 @@ def test_the_demo_records_its_three_runs(tmp_path: Path) -> None:
     store = tmp_path / "h.sqlite"
     assert main(["demo", "--report-dir", str(tmp_path / "r"), "--history", str(store)]) == 0
     assert [r.mode for r in HistoryStore(store).runs()] == ["check", "apply", "check"][::-1]
+
+
+def test_report_from_history_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json as jsonlib
+    import xml.etree.ElementTree as ET
+
+    from hardening.report import run_to_json
+
+    store_path = tmp_path / "h.sqlite"
+    store = HistoryStore(store_path)
+    lab = load_lab()
+    run = check(load_playbook_baseline(), load_demo_inventory(), lab=lab)
+    store.record(run)
+    assert store.run_json(run.run_id) == jsonlib.loads(jsonlib.dumps(run_to_json(run)))
+    common = ["report", "--run", run.run_id, "--history", str(store_path)]
+    assert main([*common, "--format", "json"]) == 0
+    assert jsonlib.loads(capsys.readouterr().out)["run_id"] == run.run_id
+    assert main([*common, "--format", "html", "-o", str(tmp_path / "r.html")]) == 0
+    assert "<svg" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert main([*common, "--format", "junit", "-o", str(tmp_path / "r.xml")]) == 0
+    assert ET.parse(tmp_path / "r.xml").getroot().tag == "testsuites"
+    assert main([*common, "--format", "ckl", "-o", str(tmp_path / "ckl")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ckl").glob("*.ckl")) == [f"MAIL0{i}.ckl" for i in range(1, 5)]
+    assert main(["report", "--run", "nope", "--history", str(store_path), "--format", "json"]) == 1
+
+
+def load_playbook_baseline() -> Playbook:
+    from hardening import load_playbook
+
+    return load_playbook(Path(__file__).resolve().parents[2] / "playbooks" / "baseline.yml")
+
+
+def load_demo_inventory() -> Inventory:
+    from hardening import load_inventory
+    from hardening.cli import DEMO_INVENTORY
+
+    return load_inventory(DEMO_INVENTORY)

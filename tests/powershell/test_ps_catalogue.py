@@ -161,12 +161,15 @@ def _call_problems(catalogue: Catalogue, call: CmdletCall, products: tuple[str, 
 def test_exchange_calls_exist_for_every_product(catalogue: Catalogue, case: cases.Case) -> None:
     """Every Exchange call names a cmdlet and full parameter names that exist for each product
     of the variant, passes booleans only to Boolean parameters and switches only to switches,
-    and names its object explicitly (-Identity or -Server, DESIGN §5). Its text form passes
-    the same catalogue check as a script would."""
+    and names its object explicitly (-Identity, -Server or -Database, DESIGN §5) unless the kind
+    declares the cmdlet organisation-wide (one object per organisation, nothing to name). Its text
+    form passes the same catalogue check as a script would."""
+    org_wide = {c.casefold() for c in case.kind.org_wide_cmdlets}
     for phase, calls in cases.requests(case).items():
         for call in calls:
             assert isinstance(call, CmdletCall)
-            assert {n.casefold() for n, _ in call.parameters} & {"identity", "server"}, f"{phase}: {call}"
+            named = {n.casefold() for n, _ in call.parameters} & {"identity", "server", "database"}
+            assert named or call.cmdlet.casefold() in org_wide, f"{phase}: {call} names no object"
             assert _call_problems(catalogue, call, case.products) == [], f"{phase}: {call}"
             assert catalogue.problems(Script(cmdlet_text(call)), case.products) == [], f"{phase}: {call}"
 
