@@ -35,6 +35,7 @@ from .lab.endpoint import PASSWORD as ENDPOINT_PASSWORD
 from .lab.endpoint import LabEndpoint, serve_lab
 from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Mode, Run
+from .notify import Notifier, load_notify_settings
 from .playbook import Playbook, playbook_schema
 from .report import print_run, write_json, write_junit, write_junit_json
 from .report_ckl import render_ckls
@@ -44,6 +45,7 @@ from .rollback import rollback
 from .run import Options, execute
 from .schedule import cron_line, systemd_units, windows_task_xml
 from .version import __version__
+from .watch import MaintenanceWindow, stop_on_signals, watch
 
 __all__ = ["main"]
 
@@ -111,6 +113,27 @@ def _parser() -> argparse.ArgumentParser:
     run_command("plan", "Show the requests check and apply would send, as PowerShell; send nothing.")
     run_command("drift", "One scheduled pass: enforce controls are applied, monitor controls only checked; the "
                 "run is recorded and what changed since the previous run is listed.")
+
+    watch_cmd = sub.add_parser("watch", help="drift passes on a schedule in one long-running process (stop with "
+                               "SIGTERM or Ctrl-C; a pass in progress finishes)")
+    watch_cmd.add_argument("playbook")
+    watch_cmd.add_argument("-i", "--inventory", required=True)
+    watch_cmd.add_argument("--cron", required=True, help='when, as a crontab schedule ("*/15 * * * *")')
+    watch_cmd.add_argument("--jitter", type=int, default=60, help="seconds of random delay per pass (default 60)")
+    watch_cmd.add_argument("--window", action="append", metavar="SPEC", help='maintenance window where enforce '
+                           'controls are applied ("Sat 22:00-Sun 04:00", "01:00-03:00 UTC"); outside, passes only '
+                           'check; repeat for several; none: every pass only checks')
+    watch_cmd.add_argument("--max-changes", type=int, metavar="N", help="change at most N controls per pass")
+    watch_cmd.add_argument("--canary", metavar="HOST", help="apply on this host first, the rest only if it succeeded")
+    watch_cmd.add_argument("--notify", metavar="FILE", help="notification settings (mail over STARTTLS, webhook)")
+    watch_cmd.add_argument("--timezone", help="the schedule's time zone (default: local)")
+    watch_cmd.add_argument("--run-now", action="store_true", help="also run one pass at once")
+    watch_cmd.add_argument("--limit", action="append", metavar="PATTERN")
+    watch_cmd.add_argument("--tags", action="append", metavar="TAG")
+    watch_cmd.add_argument("--skip-tags", action="append", metavar="TAG")
+    watch_cmd.add_argument("--forks", type=int, default=16)
+    watch_cmd.add_argument("--timeout", type=_positive, default=900.0)
+    watch_cmd.add_argument("--history", metavar="PATH")
 
     schedule = sub.add_parser("schedule", help="print systemd units, a crontab line or Task Scheduler XML that run "
                               "hardening drift")
@@ -370,6 +393,21 @@ def _rollback(args: argparse.Namespace, console: Console) -> int:
     return 2 if refusals else run.exit_code
 
 
+def _watch(args: argparse.Namespace, console: Console) -> int:
+    windows = [MaintenanceWindow.parse(w) for w in args.window or ()]
+    notifier = Notifier(load_notify_settings(args.notify)) if args.notify else None
+    stop = threading.Event()
+    options = Options(_split(args.limit), _split(args.tags), _split(args.skip_tags), max(1, args.forks), args.timeout)
+    with stop_on_signals(stop):
+        watch(args.playbook, args.inventory, cron=args.cron, jitter=args.jitter, windows=windows,
+              max_changes=args.max_changes, canary=args.canary,
+              history=HistoryStore(args.history or default_history_path()), notify=notifier, stop=stop,
+              options=options, html=render_html if notifier else None, timezone=args.timezone,
+              run_now=args.run_now, on_pass=lambda result: print_run(result.run, console))
+    console.print("watch stopped", markup=False)
+    return 0
+
+
 def _schedule(args: argparse.Namespace, console: Console) -> int:
     if args.every < 1:
         raise HardeningError("--every must be at least 1 minute")
@@ -469,5 +507,5 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
 COMMANDS = {
     "check": _run, "apply": _run, "plan": _run, "drift": _run, "schedule": _schedule, "demo": _demo,
     "schema": _schema, "kinds": _kinds, "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab,
-    "rollback": _rollback, "report": _report,
+    "rollback": _rollback, "report": _report, "watch": _watch,
 }
