@@ -1,17 +1,28 @@
 """Lab model of what Exchange knows about its servers: ``Get-ExchangeServer``,
-``Get-MailboxDatabase`` and ``Get-TransportService`` (the paths the facts ask for)."""
+``Get-MailboxDatabase`` and ``Get-TransportService`` (the paths the facts ask for).
+
+Mailbox databases carry their quotas (``IssueWarningQuota`` … ``RecoverableItemsQuota``) in the
+deserialised form Exchange returns (``"2 GB (2,147,483,648 bytes)"``, ``"Unlimited"``); a lab file
+may write them as ``10GB`` or ``unlimited``, and those it leaves out get Exchange 2016/2019's
+defaults. ``Set-MailboxDatabase`` is simulated in :mod:`.quota`."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+from ...errors import InputError, SourceLocation
 from ...model import CmdletCall
 from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, require_server
+from .quota import lab_quota
 
 __all__ = ["CMDLETS", "SECTIONS"]
 
 LOGS = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\Logs\\"
+# [V] OPS Set-MailboxDatabase (Exchange 2016/2019 defaults).
+DEFAULT_QUOTAS = {"IssueWarningQuota": 2039480320, "ProhibitSendQuota": 2147483648,
+                  "ProhibitSendReceiveQuota": 2469396480, "RecoverableItemsWarningQuota": 21474836480,
+                  "RecoverableItemsQuota": 32212254720}
 
 
 def _identity(state: State, identity: Any) -> None:
@@ -41,7 +52,8 @@ def _databases(state: State, call: CmdletCall) -> list[dict[str, Any]]:
                                  "couldn't be found.")
     else:
         require_server(state, args.get("Server"))
-    return [{**copy.deepcopy(d), "Server": state["computer_name"]} for d in databases]
+    return [{"Servers": [state["computer_name"]], **copy.deepcopy(d), "Server": state["computer_name"]}
+            for d in databases]
 
 
 def _transport(state: State, call: CmdletCall) -> list[dict[str, Any]]:
@@ -54,8 +66,15 @@ def _build_databases(value: list[dict[str, Any]], host: Any) -> list[dict[str, A
     out = []
     for raw in value:
         name = raw["Name"]
-        out.append({"EdbFilePath": f"D:\\ExchangeDatabases\\{name}\\{name}.edb",
-                    "LogFolderPath": f"E:\\ExchangeLogs\\{name}", **raw})
+        database = {"EdbFilePath": f"D:\\ExchangeDatabases\\{name}\\{name}.edb",
+                    "LogFolderPath": f"E:\\ExchangeLogs\\{name}", **DEFAULT_QUOTAS, **raw}
+        for prop in DEFAULT_QUOTAS:
+            try:
+                database[prop] = lab_quota(prop, database[prop])
+            except LabCmdletError as exc:
+                raise InputError(SourceLocation(f"lab host {host.computer_name}"),
+                                 f"mailbox database {name}: {exc}", key="mailbox_databases") from None
+        out.append(database)
     return out
 
 

@@ -1,0 +1,310 @@
+"""Lab model of disk quotas: NTFS volume quotas (the ``volume_quota`` blocks, answered as
+``Win32_Volume`` and ``Win32_QuotaSetting`` would), FSRM folder quotas (the ``fsrm_quota`` blocks)
+and ``Set-MailboxDatabase`` on the mailbox databases that :mod:`.server` holds.
+
+What it assumes rather than knows: ``Win32_QuotaSetting.State`` numbers 0 disabled, 1 track,
+2 enforce (the kind's default ``state_numbers``; unverified on Windows), and "no limit" is -1.
+A folder exists when the lab knows it: a ``directories`` entry, an Exchange folder (install path,
+queue, database and log folders, transport logs), an FSRM quota's folder, a volume root, or any
+parent of these. It does not scan volumes, count usage per owner, or refuse writes over a limit.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import InputError, SourceLocation
+from ...kinds.quota import EXCHANGE_QUOTA_MAX, UNLIMITED, format_size, parse_size, size_key
+from ...model import CmdletCall
+from .common import CmdletHandler, LabCmdletError, LabScriptError, ScriptHandler, State, StateSection, bind
+
+__all__ = ["CMDLETS", "QUOTA_PROPERTIES", "SCRIPTS", "SECTIONS", "lab_quota"]
+
+STATE_NUMBERS = {"disabled": 0, "track": 1, "enforce": 2}
+QUOTA_PROPERTIES = ("IssueWarningQuota", "ProhibitSendQuota", "ProhibitSendReceiveQuota",
+                    "RecoverableItemsWarningQuota", "RecoverableItemsQuota")
+# [V] OPS Set-MailboxDatabase: the orders Exchange itself insists on.
+EXCHANGE_ORDER = (("IssueWarningQuota", "ProhibitSendReceiveQuota"), ("ProhibitSendQuota", "ProhibitSendReceiveQuota"),
+                  ("RecoverableItemsWarningQuota", "RecoverableItemsQuota"))
+SIZE_TYPE = "Microsoft.Exchange.Data.Unlimited`1[Microsoft.Exchange.Data.ByteQuantifiedSize]"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabVolume(_Strict):
+    """A volume in a lab file: its file system and NTFS quota settings."""
+
+    file_system: Literal["NTFS", "ReFS", "FAT32", "exFAT"] = "NTFS"
+    state: Literal["disabled", "track", "enforce"] = "disabled"
+    default_warning_level: int | str = Field("unlimited", description="Bytes, '1GB' or unlimited.")
+    default_limit: int | str = Field("unlimited", description="Bytes, '2GB' or unlimited.")
+    log_warning_exceeded: bool = False
+    log_limit_exceeded: bool = False
+
+
+class LabFsrmQuota(_Strict):
+    """An FSRM quota in a lab file (FSRM's own default is a hard limit)."""
+
+    size: int | str = Field(description="Bytes or '10GB'.")
+    soft_limit: bool = False
+    disabled: bool = False
+    description: str = ""
+    template: str = ""
+
+
+class LabFsrm(_Strict):
+    """File Server Resource Manager on a lab host (absent: the feature is not installed)."""
+
+    quotas: dict[str, LabFsrmQuota] = Field(default_factory=dict, description="Quotas by folder path.")
+
+
+def _root(path: str) -> str:
+    text = str(path).strip()
+    return text.rstrip("\\") + "\\"
+
+
+def _norm(path: Any) -> str:
+    return str(path).strip().rstrip("\\").casefold()
+
+
+def _lab_size(value: Any, host: Any, key: str, *, allow_unlimited: bool = True) -> Any:
+    """A size written in a lab file, or the lab file's error saying where."""
+    try:
+        return parse_size(value, allow_unlimited=allow_unlimited)
+    except ValueError as exc:
+        raise InputError(SourceLocation(f"lab host {host.computer_name}"), str(exc), key=key) from None
+
+
+def _host_bytes(value: Any, host: Any, key: str) -> int:
+    size = _lab_size(value, host, key)
+    return -1 if size == UNLIMITED else int(size)
+
+
+def _build_volumes(value: dict[str, LabVolume], host: Any) -> dict[str, Any]:
+    volumes = {"C:\\": LabVolume(), **{_root(k): v for k, v in value.items()}}
+    return {root: {"FileSystem": v.file_system, "State": STATE_NUMBERS[v.state],
+                   "DefaultWarningLimit": _host_bytes(v.default_warning_level, host, f"quota_volumes.{root}"),
+                   "DefaultLimit": _host_bytes(v.default_limit, host, f"quota_volumes.{root}"),
+                   "WarningExceededNotification": v.log_warning_exceeded,
+                   "ExceededNotification": v.log_limit_exceeded}
+            for root, v in volumes.items()}
+
+
+def _build_fsrm(value: LabFsrm | None, host: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    quotas = {}
+    for path, quota in value.quotas.items():
+        key = path.rstrip("\\") if len(path.rstrip("\\")) > 2 else path  # a drive root keeps its backslash
+        quotas[key] = {"size": int(_lab_size(quota.size, host, f"fsrm.quotas.{path}", allow_unlimited=False)),
+                       "soft_limit": quota.soft_limit, "disabled": quota.disabled,
+                       "description": quota.description, "template": quota.template}
+    return {"quotas": quotas}
+
+
+def _parent(path: str) -> str | None:
+    head, sep, _ = path.rstrip("\\").rpartition("\\")
+    return head if sep else None
+
+
+def known_folders(state: State) -> set[str]:
+    """Every folder the lab host has (normalised), with all their parents."""
+    found: list[str] = list(state.get("directories", {}))
+    exchange = state.get("exchange") or {}
+    install = exchange.get("install_path")
+    if install:
+        found.append(install)
+        found.append(exchange.get("queue_path") or install.rstrip("\\") + "\\TransportRoles\\data\\Queue")
+    for database in state.get("mailbox_databases", []):
+        found += [p for p in (_parent(str(database.get("EdbFilePath") or "")), database.get("LogFolderPath")) if p]
+    found += [str(v) for k, v in (state.get("transport_service") or {}).items() if k.endswith("LogPath") and v]
+    found += list((state.get("fsrm") or {}).get("quotas") or {})
+    found += list(state.get("quota_volumes", {}))
+    out: set[str] = set()
+    for path in found:
+        current: str | None = _norm(path)
+        while current:
+            out.add(current)
+            current = _parent(current)
+    return out
+
+
+def _exists(state: State, path: Any) -> bool:
+    return _norm(path) in known_folders(state)
+
+
+def _volume_of(state: State, path: Any) -> tuple[str, dict[str, Any]] | None:
+    full = _norm(path) + "\\"
+    best: tuple[str, dict[str, Any]] | None = None
+    for root, volume in state.get("quota_volumes", {}).items():
+        if full.startswith(root.casefold()) and (best is None or len(root) > len(best[0])):
+            best = (root, volume)
+    return best
+
+
+def _volume_read(state: State, data: Any) -> dict[str, Any]:
+    path = data["path"]
+    if not _exists(state, path):
+        return {"exists": False}
+    found = _volume_of(state, path)
+    if found is None:
+        return {"exists": True, "volume": None}
+    root, volume = found
+    if volume["FileSystem"] != "NTFS":
+        return {"exists": True, "volume": root, "file_system": volume["FileSystem"], "supported": False}
+    return {"exists": True, "volume": root, "file_system": "NTFS", "supported": True,
+            "state": volume["State"], "default_limit": volume["DefaultLimit"],
+            "default_warning_limit": volume["DefaultWarningLimit"],
+            "exceeded_notification": volume["ExceededNotification"],
+            "warning_exceeded_notification": volume["WarningExceededNotification"]}
+
+
+def _volume_write(state: State, data: Any) -> dict[str, Any]:
+    path = data["path"]
+    if not _exists(state, path):
+        raise LabScriptError(f"Cannot find path '{path}' because it does not exist.")
+    found = _volume_of(state, path)
+    if found is None:
+        raise LabScriptError(f"No volume holds {path}.")
+    root, volume = found
+    if volume["FileSystem"] != "NTFS":
+        raise LabScriptError(f"The volume {root} has no NTFS disk quotas.")
+    updated = dict(volume)
+    if "state" in data:
+        if data["state"] not in STATE_NUMBERS.values():
+            raise LabScriptError("Set-CimInstance : Invalid parameter (State)")  # the lab knows only 0, 1, 2
+        updated["State"] = int(data["state"])
+    for key, prop in (("default_limit", "DefaultLimit"), ("default_warning_limit", "DefaultWarningLimit")):
+        if key in data:
+            updated[prop] = int(data[key])
+    for key, prop in (("exceeded_notification", "ExceededNotification"),
+                      ("warning_exceeded_notification", "WarningExceededNotification")):
+        if key in data:
+            updated[prop] = bool(data[key])
+    state["quota_volumes"][root] = updated
+    return {"written": True, "volume": root}
+
+
+def _fsrm(state: State) -> dict[str, Any]:
+    fsrm = state.get("fsrm")
+    if fsrm is None:
+        raise LabScriptError("The term 'Get-FsrmQuota' is not recognized as the name of a cmdlet.")
+    return fsrm  # type: ignore[no-any-return]
+
+
+def _quota_key(fsrm: dict[str, Any], path: Any) -> str | None:
+    return next((k for k in fsrm["quotas"] if _norm(k) == _norm(path)), None)
+
+
+def _fsrm_read(state: State, data: Any) -> dict[str, Any]:
+    if state.get("fsrm") is None:
+        return {"fsrm": False}
+    path = data["path"]
+    if not _exists(state, path):
+        return {"fsrm": True, "exists": False}
+    fsrm = _fsrm(state)
+    key = _quota_key(fsrm, path)
+    if key is None:
+        return {"fsrm": True, "exists": True, "quota": None}
+    quota = fsrm["quotas"][key]
+    return {"fsrm": True, "exists": True,
+            "quota": {"path": key, "size": quota["size"], "soft_limit": quota["soft_limit"],
+                      "disabled": quota["disabled"], "description": quota["description"],
+                      "template": quota["template"], "usage": 0}}
+
+
+def _fsrm_write(state: State, data: Any) -> dict[str, Any]:
+    fsrm = _fsrm(state)
+    path = str(data["path"])
+    key = _quota_key(fsrm, path)
+    if data.get("create"):
+        if key is not None:
+            raise LabScriptError(f"New-FsrmQuota : 0x80045303, The specified object already exists. ({path})")
+        if not _exists(state, path):
+            raise LabScriptError(f"New-FsrmQuota : 0x80070003, The system cannot find the path specified. ({path})")
+        if "size" not in data:
+            raise LabScriptError("New-FsrmQuota : Cannot validate argument on parameter 'Size'.")
+        fsrm["quotas"][path] = {"size": int(data["size"]), "soft_limit": bool(data.get("soft_limit")),
+                                "disabled": bool(data.get("disabled")), "description": str(data.get("description", "")),
+                                "template": ""}
+        return {"written": True}
+    if key is None:
+        raise LabScriptError(f"No FSRM quota exists on {path}.")
+    quota = fsrm["quotas"][key]
+    if "size" in data:
+        quota["size"] = int(data["size"])
+    for field in ("soft_limit", "disabled"):
+        if field in data:
+            quota[field] = bool(data[field])
+    if "description" in data:
+        quota["description"] = str(data["description"])
+    return {"written": True}
+
+
+def lab_quota(name: str, value: Any) -> str:
+    """A quota argument as Set-MailboxDatabase binds it, stored as Exchange prints it."""
+    try:
+        size = size_key(value) if isinstance(value, int) else parse_size(str(value))
+    except ValueError:
+        raise LabCmdletError(f"Cannot process argument transformation on parameter '{name}'. Cannot convert value "
+                             f"\"{value}\" to type \"{SIZE_TYPE}\".") from None
+    if size != UNLIMITED and isinstance(size, int) and size > EXCHANGE_QUOTA_MAX:
+        raise LabCmdletError(f"Cannot process argument transformation on parameter '{name}'. The value {value} is "
+                             f"out of range: it must be at most {EXCHANGE_QUOTA_MAX} bytes or unlimited.")
+    return format_size(size)
+
+
+def _set_database(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+    args = bind(call, {"Identity", *QUOTA_PROPERTIES})
+    if "Identity" not in args:
+        raise LabCmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
+    if "Mailbox" not in state["exchange"].get("roles", []):
+        raise LabCmdletError(f"The server {state['computer_name']} has no Mailbox role (no mailbox databases).")
+    index = next((i for i, d in enumerate(state["mailbox_databases"])
+                  if str(d["Name"]).casefold() == str(args["Identity"]).casefold()), None)
+    if index is None:
+        raise LabCmdletError(f"The operation couldn't be performed because object '{args['Identity']}' couldn't be "
+                             "found.")
+    updated = copy.deepcopy(state["mailbox_databases"][index])
+    for prop in QUOTA_PROPERTIES:
+        if prop in args:
+            updated[prop] = lab_quota(prop, args[prop])
+    for low, high in EXCHANGE_ORDER:
+        if not _ordered(updated.get(low), updated.get(high)):
+            raise LabCmdletError(f"The value of property '{low}' ({updated.get(low)}) must be less than or equal to "
+                                 f"that of property '{high}' ({updated.get(high)}).")
+    state["mailbox_databases"][index] = updated
+    return []
+
+
+def _ordered(low: Any, high: Any) -> bool:
+    try:
+        a, b = size_key(low), size_key(high)
+    except ValueError:
+        return True
+    if b == UNLIMITED:
+        return True
+    return a != UNLIMITED and int(a) <= int(b)
+
+
+SECTIONS: dict[str, StateSection] = {
+    "quota_volumes": StateSection(dict[str, LabVolume], {}, _build_volumes,
+                                  "Volumes by root ('D:\\'): file system and NTFS quota settings (C:\\ always "
+                                  "exists)."),
+    "fsrm": StateSection(LabFsrm | None, None, _build_fsrm,
+                         "File Server Resource Manager and its quotas by folder (absent: not installed)."),
+}
+SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
+    ("volume_quota", "read"): _volume_read,
+    ("volume_quota", "write"): _volume_write,
+    ("fsrm_quota", "read"): _fsrm_read,
+    ("fsrm_quota", "write"): _fsrm_write,
+}
+CMDLETS: dict[str, CmdletHandler] = {
+    "set-mailboxdatabase": _set_database,
+}
