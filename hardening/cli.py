@@ -8,6 +8,7 @@ configuration); 2 a control failed or a host was unreachable; 3 drift found (che
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -37,9 +38,9 @@ from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
 from .model import Mode, Run
 from .notify import Notifier, load_notify_settings
 from .playbook import Playbook, playbook_schema
-from .report import print_run, write_json, write_junit, write_junit_json
+from .report import print_run, run_to_json, write_json, write_junit, write_junit_json
 from .report_ckl import render_ckls
-from .report_html import history_from_store, render_html
+from .report_html import exceptions_from_playbook, history_from_store, render_html
 from .resources import data_dir
 from .rollback import rollback
 from .run import Options, execute
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--report-json", metavar="PATH", help="write the JSON report (hardening.run/1)")
         p.add_argument("--report-junit", metavar="PATH", help="write a JUnit XML report")
         if name != "plan":
+            p.add_argument("--report-html", metavar="PATH", help="write the HTML report (one self-contained file)")
             _history_options(p)
         return p
 
@@ -238,6 +240,7 @@ def _writable(path: str | None) -> None:
 def _run(args: argparse.Namespace, console: Console) -> int:
     _writable(args.report_json)
     _writable(args.report_junit)
+    _writable(getattr(args, "report_html", None))
     playbook = load_playbook(args.playbook)
     inventory = load_inventory(args.inventory)
     limit, tags, skip_tags = _split(args.limit), _split(args.tags), _split(args.skip_tags)
@@ -252,9 +255,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _write_reports(run, args.report_json, args.report_junit, console)
     if args.command == "plan":
         return 0
-    if not args.no_history:
-        store = HistoryStore(args.history or default_history_path())
+    _expiring(playbook, console)
+    store = None if args.no_history else HistoryStore(args.history or default_history_path())
+    if store is not None:
         store.record(run)
+    if args.report_html:  # after recording: the drift timeline ends with this run
+        history = history_from_store(store) if store is not None else None
+        Path(args.report_html).write_text(render_html(run_to_json(run), history, exceptions_from_playbook(playbook)),
+                                          encoding="utf-8")
+        console.print(f"HTML report: {args.report_html}", markup=False)
+    if store is not None:
         drift = store.drift(run)
         if args.command == "drift":
             console.print(f"since the previous run: {len(drift) or 'no'} changes", markup=False)
@@ -265,6 +275,19 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             console.print(f"since the previous run: {len(drift)} changes (hardening history --run {run.run_id})",
                           markup=False)
     return run.exit_code
+
+
+EXPIRY_NOTICE_DAYS = 14
+
+
+def _expiring(playbook: Playbook, console: Console) -> None:
+    """Say which documented exceptions end within two weeks (they become findings again then)."""
+    today = dt.date.today()
+    for control in playbook.controls:
+        for exception in control.exceptions:
+            if exception.until is not None and today <= exception.until <= today + dt.timedelta(EXPIRY_NOTICE_DAYS):
+                console.print(f"exception of {control.id} for {', '.join(exception.hosts)} ends on "
+                              f"{exception.until.isoformat()}: {exception.reason}", markup=False, soft_wrap=True)
 
 
 def _write_reports(run: Run, json_path: str | None, junit_path: str | None, console: Console) -> None:

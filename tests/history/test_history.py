@@ -157,3 +157,27 @@ def load_demo_inventory() -> Inventory:
     from hardening.cli import DEMO_INVENTORY
 
     return load_inventory(DEMO_INVENTORY)
+
+
+def test_check_writes_the_html_report_and_names_expiring_exceptions(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    assert main(["lab", "init", str(tmp_path / "lab")]) == 0
+    soon = (dt.date.today() + dt.timedelta(days=5)).isoformat()
+    playbook = tmp_path / "p.yml"
+    playbook.write_text(f"""name: with an exception
+controls:
+  - id: pop3
+    title: POP3 SPA
+    exceptions: [{{hosts: MAIL01, reason: legacy scanner until the migration, until: {soon}}}]
+    pop_imap_login: {{protocol: pop3, login_type: SecureLogin}}
+""", encoding="utf-8")
+    html = tmp_path / "r.html"
+    code = main(["check", str(playbook), "-i", str(tmp_path / "lab" / "inventory.yml"), "--report-html", str(html),
+                 "--history", str(tmp_path / "h.sqlite")])
+    assert code == 3
+    out = capsys.readouterr().out
+    assert f"exception of pop3 for MAIL01 ends on {soon}: legacy scanner until the migration" in out
+    page = html.read_text(encoding="utf-8")
+    assert "legacy scanner until the migration" in page and "<svg" in page
