@@ -159,7 +159,8 @@ def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
                                      key=f"hosts.{name}.{key}")
                 origin[(name, key)] = where
                 merged.setdefault(str(name), {})[key] = getattr(spec, key)
-    persist = path is not None
+    # The shipped scenario is never written to, whoever names it (the demo inventory does).
+    persist = path is not None and source.resolve() != BUILTIN_SCENARIO.resolve()
     saved: Mapping[str, Any] = {}
     lab = Lab({}, source if persist else None, description, persist)
     state_path = lab.state_path

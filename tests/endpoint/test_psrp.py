@@ -13,7 +13,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 
 from hardening.lab import Lab
 from hardening.lab.endpoint import NO_LANGUAGE_MESSAGE, PASSWORD, LabEndpoint, lab_dns_name
-from hardening.model import ScriptCall, Section, Switch
+from hardening.model import ScriptCall, Section
 from hardening.render import bundle_script
 
 from .conftest import exchange, properties, psrp_script, records, wsman
@@ -72,13 +72,15 @@ def test_statements_run_in_order_and_a_lab_error_does_not_stop_the_pipeline(http
     assert "The term 'Get-NotACmdlet' is not recognized" in str(error)
 
 
-def test_parameters_arrive_as_data_with_switches_lists_ints_and_bools(http_endpoint: LabEndpoint, lab: Lab) -> None:
+def test_parameters_arrive_as_data_with_nulls_lists_ints_and_bools(http_endpoint: LabEndpoint, lab: Lab) -> None:
+    """A nil parameter (a switch or -X $null: the wire cannot tell them apart) arrives as None."""
     with wsman(http_endpoint.hosts["MAIL02"]) as connection:
         _, ps = exchange(connection, ("Get-PopSettings", {"Server": "MAIL02", "Bindings": ["a", "b"], "Count": 3,
                                                           "Enabled": False, "Force": None}))
     assert lab.hosts["MAIL02"].received == [("Get-PopSettings", (
-        ("Server", "MAIL02"), ("Bindings", ("a", "b")), ("Count", 3), ("Enabled", False), ("Force", Switch())))]
-    assert [str(e) for e in ps.streams.error] == ["The lab's cmdlets take no switch parameters."]
+        ("Server", "MAIL02"), ("Bindings", ("a", "b")), ("Count", 3), ("Enabled", False), ("Force", None)))]
+    assert [str(e) for e in ps.streams.error] == [
+        "A parameter cannot be found that matches parameter name 'Bindings'."]
 
 
 def test_the_exchange_endpoint_is_no_language(http_endpoint: LabEndpoint, lab: Lab) -> None:

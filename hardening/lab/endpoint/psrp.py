@@ -52,7 +52,7 @@ from psrpcore.types import (
     PSVersion,
 )
 
-from ...model import CmdletCall, ParamValue, Switch
+from ...model import CmdletCall, ParamValue
 from ..host import LabError, LabHost
 from .shells import CallerContext, command_state, receive_budget, resource_created, shell_not_found
 from .wsman import ACTION_NOT_SUPPORTED, INVALID_REQUEST, NS, WSManFault, WSManRequest, element, timed_out
@@ -359,9 +359,11 @@ def _cmdlet_call(statement: list[Command]) -> CmdletCall:
 
 
 def _param_value(cmdlet: str, name: str, value: Any) -> ParamValue:
-    # A named parameter without a value is how PowerShell's API sends a switch (-Force).
+    # On the wire a switch (-Force) and a null value (-TlsAuthLevel $null) look the same: a named
+    # parameter holding nil. hardening sends no switches to Exchange cmdlets, only explicit values,
+    # so nil is a null value here; the lab's cmdlet models decide what null means.
     if value is None:
-        return Switch()
+        return None
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

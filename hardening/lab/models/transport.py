@@ -1,21 +1,85 @@
-"""Lab model of Exchange transport: receive connectors (``Get/Set-ReceiveConnector``).
+"""Lab model of Exchange transport: receive connectors (``Get/Set-ReceiveConnector``) and send
+connectors (``Get/Set-SendConnector``).
 
-Objects come back in their deserialised form: AuthMechanism as "Tls, BasicAuth", Bindings as
-a list. ``Set-ReceiveConnector`` enforces Exchange's AuthMechanism rules as the cmdlet does.
+Objects come back in their deserialised form: AuthMechanism as "Tls, BasicAuth", Bindings,
+AddressSpaces ("SMTP:*;1") and SourceTransportServers as lists, TlsAuthLevel as its name or
+null. The Set cmdlets check their parameters as the cmdlets do (unknown parameter, types, enum
+values) and Exchange's rules on the resulting connector:
+
+- receive: RequireTLS needs Tls; BasicAuthRequireTLS needs BasicAuth and Tls; None alone;
+  ExternalAuthoritative only with Tls (OPS Set-ReceiveConnector);
+- send: IgnoreSTARTTLS must be $false when RequireTLS is $true; TlsAuthLevel only with RequireTLS
+  $true and IgnoreSTARTTLS $false; DomainValidation needs TlsDomain; TlsDomain must be a domain,
+  optionally ``*.``-prefixed (OPS Set-SendConnector). The lab checks the TlsAuthLevel rule on the
+  resulting object, which is at least as strict as a check of the parameters alone [U].
+
+Parameters a real cmdlet has but the lab does not simulate are refused with a sentence saying so
+(not as unknown). Not simulated: certificates (TlsCertificateName is stored as given, not parsed
+or looked up), Edge subscriptions and EdgeSync (a send connector on a simulated Edge is written
+like any other), AD replication, and -DomainController.
+
+**Send connectors are organisation-wide.** Each lab host is its own simulated organisation: the
+``send_connectors`` of a host are what ``Get-SendConnector`` returns at that host's endpoint.
+The demo repeats connector names on every host for readability; they are four separate
+organisations, not one. In a real organisation MAIL01–MAIL04 would return one shared set, and
+``send_connector_tls`` would write each connector from one host only (the first of its
+SourceTransportServers, or ``managed_from``).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from ...model import CmdletCall
-from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bool_param, require_server
+from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bool_param, enum_param, require_server
 
 __all__ = ["CMDLETS", "SECTIONS"]
 
 AUTH_NAMES = ["None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer",
               "ExternalAuthoritative"]
+TLS_AUTH_LEVELS = ["EncryptionOnly", "CertificateValidation", "DomainValidation"]
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SMTP_DOMAIN_WITH_SUBDOMAINS = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
+
+# Parameters of the real cmdlets (OPS) that the lab accepts as names but does not simulate.
+RECEIVE_UNSIMULATED = {
+    "AdvertiseClientSettings", "AuthTarpitInterval", "Banner", "BareLinefeedRejectionEnabled", "BinaryMimeEnabled",
+    "Bindings", "ChunkingEnabled", "Comment", "Confirm", "ConnectionInactivityTimeout", "ConnectionTimeout",
+    "DefaultDomain", "DeliveryStatusNotificationEnabled", "DomainController", "DomainSecureEnabled",
+    "EightBitMimeEnabled", "EnableAuthGSSAPI", "Enabled", "EnhancedStatusCodesEnabled", "ExtendedProtectionPolicy",
+    "Fqdn", "LongAddressesEnabled", "MaxAcknowledgementDelay", "MaxHeaderSize", "MaxHopCount",
+    "MaxInboundConnection", "MaxInboundConnectionPerSource", "MaxInboundConnectionPercentagePerSource",
+    "MaxLocalHopCount", "MaxLogonFailures", "MaxMessageSize", "MaxProtocolErrors", "MaxRecipientsPerMessage",
+    "MessageRateLimit", "MessageRateSource", "Name", "OrarEnabled", "PermissionGroups", "PipeliningEnabled",
+    "ProtocolLoggingLevel", "RejectReservedSecondLevelRecipientDomains", "RejectReservedTopLevelRecipientDomains",
+    "RejectSingleLabelRecipientDomains", "RemoteIPRanges", "RequireEHLODomain", "ServiceDiscoveryFqdn",
+    "SizeEnabled", "SmtpUtf8Enabled", "SuppressXAnonymousTls", "TarpitInterval", "TlsDomainCapabilities",
+    "TransportRole", "WhatIf",
+}
+SEND_UNSIMULATED = {
+    "AddressSpaces", "AuthenticationCredential", "CloudServicesMailEnabled", "Comment", "Confirm",
+    "ConnectionInactivityTimeOut", "ConnectorType", "DNSRoutingEnabled", "DomainController", "Enabled",
+    "ErrorPolicies", "Force", "ForceHELO", "Fqdn", "FrontendProxyEnabled", "IsCoexistenceConnector",
+    "IsScopedConnector", "LinkedReceiveConnector", "MaxMessageSize", "Name", "Port", "ProtocolLoggingLevel",
+    "RequireOorg", "SmartHostAuthMechanism", "SmartHosts", "SmtpMaxMessagesPerConnection", "SourceIPAddress",
+    "SourceTransportServers", "UseExternalDNSServersEnabled", "WhatIf",
+}
+
+
+def _bind(call: CmdletCall, simulated: set[str], unsimulated: set[str]) -> dict[str, Any]:
+    args = bind(call, simulated | unsimulated)
+    for name in args:
+        if name in unsimulated:
+            raise LabCmdletError(f"The lab does not simulate {call.cmdlet} -{name} (only "
+                                 f"{', '.join(sorted(simulated))}).")
+    if "Identity" not in args:
+        raise LabCmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
+    return args
+
+
+# --- receive connectors -----------------------------------------------------------------------
 
 
 def _flag_names(value: Any) -> list[str]:
@@ -47,9 +111,7 @@ def _get(state: State, call: CmdletCall) -> list[dict[str, Any]]:
 
 
 def _set(state: State, call: CmdletCall) -> list[dict[str, Any]]:
-    args = bind(call, {"Identity", "RequireTLS", "AuthMechanism", "TlsCertificateName"})
-    if "Identity" not in args:
-        raise LabCmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.")
+    args = _bind(call, {"Identity", "RequireTLS", "AuthMechanism", "TlsCertificateName"}, RECEIVE_UNSIMULATED)
     current = _connector(state, args["Identity"])
     updated = dict(current)
     if "RequireTLS" in args:
@@ -66,6 +128,8 @@ def _set(state: State, call: CmdletCall) -> list[dict[str, Any]]:
         raise LabCmdletError("BasicAuthRequireTLS requires BasicAuth and Tls to be set as well.")
     if "None" in auth and len(auth) > 1:
         raise LabCmdletError("The AuthMechanism value None can't be combined with other values.")
+    if "ExternalAuthoritative" in auth and not set(auth) <= {"ExternalAuthoritative", "Tls"}:
+        raise LabCmdletError("The AuthMechanism value ExternalAuthoritative can only be combined with Tls.")
     for i, connector in enumerate(state["receive_connectors"]):
         if connector["Identity"] == current["Identity"]:
             state["receive_connectors"][i] = updated
@@ -84,11 +148,111 @@ def _build_connectors(value: list[dict[str, Any]], host: Any) -> list[dict[str, 
     return connectors
 
 
+# --- send connectors --------------------------------------------------------------------------
+
+
+def _send_connectors(state: State, identity: Any) -> list[dict[str, Any]]:
+    """Connectors by name or GUID; ``*`` in an identity is a wildcard, as in Exchange's Get- cmdlets [I]."""
+    text = str(identity)
+    wildcard = re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$", re.IGNORECASE | re.DOTALL)
+
+    def matches(connector: dict[str, Any]) -> bool:
+        if "*" in text:
+            return bool(wildcard.match(str(connector["Name"])))
+        return text.casefold() in {str(connector["Name"]).casefold(), str(connector.get("Guid", "")).casefold()}
+
+    found = [c for c in state["send_connectors"] if matches(c)]
+    if not found and "*" not in text:
+        raise LabCmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found "
+                             "on the domain controller.")
+    return found
+
+
+def _get_send(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+    args = bind(call, {"Identity", "DomainController"})
+    if "DomainController" in args:
+        raise LabCmdletError("The lab does not simulate Get-SendConnector -DomainController.")
+    if "Identity" not in args:
+        return copy.deepcopy(state["send_connectors"])
+    return copy.deepcopy(_send_connectors(state, args["Identity"]))
+
+
+def _set_send(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+    args = _bind(call, {"Identity", "RequireTLS", "IgnoreSTARTTLS", "TlsAuthLevel", "TlsDomain",
+                        "DomainSecureEnabled", "TlsCertificateName"}, SEND_UNSIMULATED)
+    if "*" in str(args["Identity"]):
+        raise LabCmdletError(f"The operation couldn't be performed because object '{args['Identity']}' couldn't be "
+                             "found on the domain controller.")
+    (current,) = _send_connectors(state, args["Identity"])
+    updated = dict(current)
+    for name in ("RequireTLS", "IgnoreSTARTTLS", "DomainSecureEnabled"):
+        if name in args:
+            updated[name] = bool_param(name, args[name])
+    if "TlsAuthLevel" in args:
+        level = args["TlsAuthLevel"]
+        updated["TlsAuthLevel"] = None if level is None else enum_param("TlsAuthLevel", "TlsAuthLevel", level,
+                                                                         TLS_AUTH_LEVELS)
+    if "TlsDomain" in args:
+        domain = args["TlsDomain"]
+        if domain in (None, ""):
+            updated["TlsDomain"] = None
+        elif not isinstance(domain, str) or len(domain) > 255 or not _SMTP_DOMAIN_WITH_SUBDOMAINS.match(domain):
+            raise LabCmdletError(f"Cannot process argument transformation on parameter 'TlsDomain'. \"{domain}\" "
+                                 "isn't a valid SMTP domain.")
+        else:
+            updated["TlsDomain"] = domain
+    if "TlsCertificateName" in args:
+        updated["TlsCertificateName"] = args["TlsCertificateName"]
+    if updated["RequireTLS"] and updated["IgnoreSTARTTLS"]:
+        raise LabCmdletError("The IgnoreSTARTTLS parameter must be set to $false when the RequireTLS parameter is "
+                             "set to $true.")
+    if updated["TlsAuthLevel"] is not None and (not updated["RequireTLS"] or updated["IgnoreSTARTTLS"]):
+        raise LabCmdletError(f"TlsAuthLevel ({updated['TlsAuthLevel']}) can't be set when IgnoreSTARTTLS is $true "
+                             "or RequireTLS is $false (clear it with -TlsAuthLevel $null).")
+    if updated["TlsAuthLevel"] == "DomainValidation" and not updated["TlsDomain"]:
+        raise LabCmdletError("A value for the TlsDomain parameter is required when the TlsAuthLevel parameter is "
+                             "set to DomainValidation.")
+    for i, connector in enumerate(state["send_connectors"]):
+        if connector["Name"] == current["Name"]:
+            state["send_connectors"][i] = updated
+    return []
+
+
+def _address_space(value: Any) -> str:
+    """``SMTP:contoso.com;1`` from ``contoso.com``, ``contoso.com;2`` or the full form (OPS AddressSpaces)."""
+    text = str(value).strip()
+    kind, sep, rest = text.partition(":")
+    if not sep:
+        kind, rest = "SMTP", text
+    address, _, cost = rest.partition(";")
+    return f"{kind.upper() if kind.casefold() == 'smtp' else kind}:{address};{cost or 1}"
+
+
+def _build_send_connectors(value: list[dict[str, Any]], host: Any) -> list[dict[str, Any]]:
+    server = host.computer_name
+    connectors = []
+    for raw in value:
+        connector = {"Enabled": True, "AddressSpaces": [], "SourceTransportServers": [server],
+                     "DNSRoutingEnabled": True, "SmartHosts": [], "Port": 25, "Fqdn": None, "RequireTLS": False,
+                     "IgnoreSTARTTLS": False, "TlsAuthLevel": None, "TlsDomain": None, "DomainSecureEnabled": False,
+                     "TlsCertificateName": None, **raw}
+        connector["AddressSpaces"] = [_address_space(a) for a in connector["AddressSpaces"]]
+        connector.setdefault("Identity", connector["Name"])
+        connectors.append(connector)
+    return connectors
+
+
 SECTIONS: dict[str, StateSection] = {
     "receive_connectors": StateSection(list[dict[str, Any]], [], _build_connectors,
                                        "Receive connectors with Exchange's property names (Name required)."),
+    "send_connectors": StateSection(list[dict[str, Any]], [], _build_send_connectors,
+                                    "Send connectors of this host's simulated organisation, with Exchange's "
+                                    "property names (Name required; AddressSpaces as 'contoso.com' or "
+                                    "'SMTP:*;1'; SourceTransportServers defaults to this host)."),
 }
 CMDLETS: dict[str, CmdletHandler] = {
     "get-receiveconnector": _get,
     "set-receiveconnector": _set,
+    "get-sendconnector": _get_send,
+    "set-sendconnector": _set_send,
 }
