@@ -192,7 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     serve = lab_sub.add_parser("serve", help="serve the lab's hosts over real WinRM/PSRP on loopback addresses")
     serve.add_argument("--hosts", metavar="FILE", help="lab file or folder (default: the built-in scenario)")
-    serve.add_argument("--port", type=int, default=0, help="port on every host's address (default: a free one)")
+    serve.add_argument("--port", type=int, help="port on every host's address (default: WinRM's, 5985 or 5986 "
+                       "with --https; 0 picks a free one)")
     serve.add_argument("--https", action="store_true", help="HTTPS with a generated CA (default: HTTP + NTLM "
                        "message encryption)")
     serve.add_argument("--inventory-out", required=True, metavar="PATH", help="write an inventory for the served "
@@ -297,9 +298,13 @@ def _write_reports(run: Run, json_path: str | None, junit_path: str | None, cons
         console.print(f"JUnit report: {write_junit(run, junit_path)}", markup=False)
 
 
-def _serve(lab: Lab, https: bool, port: int, inventory_out: Path) -> LabEndpoint:
-    """Start the loopback endpoint and write an inventory for it; the password file is 0600."""
-    endpoint = serve_lab(lab, https=https, port=port)
+def _serve(lab: Lab, https: bool, port: int | None, inventory_out: Path) -> LabEndpoint:
+    """Start the loopback endpoint and write an inventory for it; the password file is 0600.
+
+    WinRM's own port by default, so that playbooks which protect the management port (the firewall
+    allow-list keeps 5985/5986 open) apply to the lab as they would to a server.
+    """
+    endpoint = serve_lab(lab, https=https, port=(5986 if https else 5985) if port is None else port)
     password_file = inventory_out.with_name(inventory_out.name + ".password")
     password_file.touch(mode=0o600, exist_ok=True)
     password_file.chmod(0o600)
@@ -317,7 +322,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
         return _demo_runs(args, console, lab, playbook, load_inventory(DEMO_INVENTORY), out, "in process")
     # The endpoint's inventory and password file live only as long as the demo does.
     with tempfile.TemporaryDirectory(prefix="hardening-demo-endpoint-") as private, \
-            _serve(lab, False, 0, Path(private) / "inventory.yml") as endpoint:
+            _serve(lab, False, None, Path(private) / "inventory.yml") as endpoint:
         inventory = load_inventory(Path(private) / "inventory.yml")
         where = ", ".join(f"{h.name} {h.address}:{h.port}" for h in endpoint.hosts.values())
         return _demo_runs(args, console, lab, playbook, inventory, out,

@@ -19,7 +19,7 @@ ENV = "HARDENING_CANARY"
 
 @pytest.fixture
 def endpoint() -> Iterator[LabEndpoint]:
-    with serve_lab(load_lab(), users={USERNAME: CANARY}) as served:
+    with serve_lab(load_lab(), users={USERNAME: CANARY}, port=5985) as served:  # the port the firewall keeps
         yield served
 
 

@@ -78,8 +78,9 @@ def test_the_cli_rolls_back_and_records(tmp_path: Path) -> None:
     assert main(["lab", "init", str(tmp_path / "lab")]) == 0
     inventory = str(tmp_path / "lab" / "inventory.yml")
     store = str(tmp_path / "h.sqlite")
-    assert main(["apply", "baseline", "-i", inventory, "--history", store]) == 3
+    core = str(Path(__file__).resolve().parents[1] / "data" / "core-baseline.yml")
+    assert main(["apply", core, "-i", inventory, "--history", store]) == 3
     applied = HistoryStore(store).runs()[0]
     assert main(["rollback", applied.run_id, "-i", inventory, "--history", store]) == 3
-    assert main(["check", "baseline", "-i", inventory, "--history", store]) == 3  # drift is back
+    assert main(["check", core, "-i", inventory, "--history", store]) == 3  # drift is back
     assert len(HistoryStore(store).runs()) == 3
