@@ -376,8 +376,15 @@ def _public(state: State | None) -> dict[str, Any]:
     """A state for reports: kinds' bookkeeping keys (leading underscore) left out."""
     if state is None:
         return {}
-    return {obj: None if props is None else {k: v for k, v in props.items() if not k.startswith("_")}
-            for obj, props in state.items()}
+    out: dict[str, Any] = {}
+    for obj, props in state.items():
+        if props is None:
+            out[obj] = None
+            continue
+        shown = {k: v for k, v in props.items() if not k.startswith("_")}
+        if shown or not props:  # an object of bookkeeping only is not shown as an empty one
+            out[obj] = shown
+    return out
 
 
 def _outcome(w: _Work, status: Status, message: str, after: State | None = None) -> Outcome:
@@ -401,6 +408,8 @@ def _outcome(w: _Work, status: Status, message: str, after: State | None = None)
 
 def _compliant_sentence(desired: State) -> str:
     pairs = [(obj, prop, value) for obj, props in desired.items() for prop, value in (props or {}).items()]
+    if not pairs:
+        return f"nothing to set on {', '.join(desired) or 'this host'}: already as desired"
     if len(pairs) == 1:
         obj, prop, value = pairs[0]
         return f"{prop} is already {display(value)} on {obj}"
