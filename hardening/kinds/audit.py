@@ -34,7 +34,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ..compare import BOOL, SID_NAMES, TEXT, TEXT_SET, Comparer, State, sid_of, split_list
 from ..model import Call, CmdletCall, ScriptCall
 from ..render import cmdlet_text
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
 from .files import (
     APPLIES_TO,
     RIGHTS,
@@ -48,7 +48,6 @@ from .files import (
 )
 from .files import MODERN as WINDOWS_MODERN
 from .transport import MODERN as EXCHANGE_MODERN
-from .transport import exchange_objects
 
 __all__ = [
     "FAMILY_KINDS",
@@ -278,7 +277,7 @@ class AdminAuditLog(Kind[AdminAuditLogParams]):
 
     def observe(self, params: AdminAuditLogParams, ctx: Context, values: Sequence[Any]) -> State:
         check_org_host(params.org_host, ctx, "the admin audit log configuration")
-        objects = exchange_objects(values[0])
+        objects = host_objects(values[0])
         if len(objects) != 1:
             raise ControlFailed(f"Get-AdminAuditLogConfig returned {len(objects)} objects, expected 1")
         config = objects[0]
@@ -455,7 +454,7 @@ class MailboxAudit(Kind[MailboxAuditParams]):
             if value is None:  # no answer at all (an empty database answers with an empty list)
                 text = cmdlet_text(call) if isinstance(call, CmdletCall) else "Get-Mailbox"
                 raise ControlFailed(f"{text} gave no answer")
-            for mailbox in exchange_objects(value):
+            for mailbox in host_objects(value):
                 mailboxes.setdefault(str(mailbox.get("Identity")), mailbox)
         if not mailboxes:
             raise NotApplicable(f"no mailboxes {self._where(params, ctx)}")
@@ -590,13 +589,13 @@ class MailboxAuditBypass(Kind[MailboxAuditBypassParams]):
         check_org_host(params.org_host, ctx, "mailbox audit bypass")
         allowed: set[str] = set()
         for name, value in zip(params.allowed, values[1:], strict=True):
-            found = [a for a in exchange_objects(value) if _is_named(a, name)]
+            found = [a for a in host_objects(value) if _is_named(a, name)]
             if len(found) != 1:
                 raise ControlFailed(f"allowed account {name!r} matches {'no' if not found else len(found)} accounts "
                                     f"on {ctx.server}; name exactly one account (Exchange answers an unknown "
                                     "identity with every account)")
             allowed.add(str(found[0].get("Identity")).casefold())
-        bypassing = sorted((str(a.get("Identity")) for a in exchange_objects(values[0])
+        bypassing = sorted((str(a.get("Identity")) for a in host_objects(values[0])
                             if _true(a.get("AuditBypassEnabled"))), key=str.casefold)
         return {BYPASS_OBJECT: {
             "AccountsBypassing": [a for a in bypassing if a.casefold() not in allowed],
@@ -979,7 +978,7 @@ class FileSacl(Kind[FileSaclParams]):
             value = value or {}
             if not value.get("exists"):
                 raise ControlFailed(f"directory {path} does not exist on {ctx.host}")
-            entries = _as_list(value.get("audit"))
+            entries = host_objects(value.get("audit"))
             state[path] = {
                 "Audit": sorted((_from_host(e) for e in entries if not e.get("inherited")), key=_audit_key),
                 "_inherited": sorted((_from_host(e) for e in entries if e.get("inherited")), key=_audit_key),
@@ -1036,10 +1035,6 @@ class FileSacl(Kind[FileSaclParams]):
         return tuple(calls)
 
 
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _from_host(entry: Mapping[str, Any]) -> dict[str, Any]:

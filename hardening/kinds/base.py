@@ -31,6 +31,7 @@ __all__ = [
     "RestartPolicy",
     "Variant",
     "canonical_names",
+    "host_objects",
 ]
 
 RestartPolicy = Literal["allowed", "deferred"]
@@ -142,6 +143,15 @@ class Kind(ABC, Generic[P]):
     def restart_policy(self, params: P) -> RestartPolicy:
         """Whether the playbook lets this control's restarts happen now."""
         return "deferred"
+
+
+def host_objects(value: Any) -> list[Mapping[str, Any]]:
+    """What a host returned as a list of property bags: Windows PowerShell 5.1 unwraps a
+    one-element array, and nothing at all may come back as None."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, Mapping)]
 
 
 def canonical_names(value: Any, choices: Sequence[str]) -> Any:

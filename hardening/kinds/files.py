@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, SID, SID_NAMES, Comparer, State, sid_of
 from ..model import Call, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, host_objects
 from .platforms import WINDOWS_MODERN_PRODUCTS, is_modern_windows
 
 __all__ = [
@@ -265,8 +265,8 @@ class NtfsAcl(Kind[NtfsAclParams]):
             value = value or {}
             if not value.get("exists"):
                 raise ControlFailed(f"directory {path} does not exist on {ctx.host}")
-            access = [e for e in _as_list(value.get("access")) if not e.get("inherited")]
-            inherited = [e for e in _as_list(value.get("access")) if e.get("inherited")]
+            access = [e for e in host_objects(value.get("access")) if not e.get("inherited")]
+            inherited = [e for e in host_objects(value.get("access")) if e.get("inherited")]
             state[path] = {
                 "Owner": value.get("owner"),
                 "Protected": bool(value.get("protected")),
@@ -328,10 +328,6 @@ class NtfsAcl(Kind[NtfsAclParams]):
         return tuple(calls)
 
 
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _from_host(entry: Mapping[str, Any]) -> dict[str, Any]:

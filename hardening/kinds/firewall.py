@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from ..compare import BOOL, TEXT, Comparer, State, split_list
 from ..model import Call, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, Variant, canonical_names
+from .base import Context, ControlFailed, Kind, KindParams, Variant, canonical_names, host_objects
 from .platforms import WINDOWS_MODERN_PRODUCTS, is_modern_windows
 
 if TYPE_CHECKING:
@@ -564,11 +564,6 @@ RESOLVED_OBJECT = "_resolved"
 LISTENERS_OBJECT = "listeners"
 
 
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [i for i in items if isinstance(i, Mapping)]
 
 
 def _profile_key(name: str) -> str:
@@ -763,8 +758,8 @@ class FirewallAllowlist(Kind[FirewallAllowlistParams]):
             raise ControlFailed(f"the firewall read on {ctx.host} returned nothing")
         wanted = self.wanted(params, ctx)
         ours = {r.name.casefold() for r in wanted}
-        profiles = {canonical_names(str(p.get("name")), PROFILES): p for p in _as_list(value.get("profiles"))}
-        rules = [_rule_from_host(r) for r in _as_list(value.get("rules"))]
+        profiles = {canonical_names(str(p.get("name")), PROFILES): p for p in host_objects(value.get("profiles"))}
+        rules = [_rule_from_host(r) for r in host_objects(value.get("rules"))]
         state: dict[str, Any] = {}
         for name in params.profiles:
             seen = profiles.get(name)
@@ -789,7 +784,7 @@ class FirewallAllowlist(Kind[FirewallAllowlistParams]):
         admitted_rules = [*({"profile": "Any", "protocol": w.protocol, "local_ports": list(w.ports)} for w in wanted),
                           *kept, *(others if params.mode == "at_least" else [])]
         outside: list[dict[str, Any]] = []
-        for listener in _as_list(value.get("listeners")):
+        for listener in host_objects(value.get("listeners")):
             entry: dict[str, Any] = {
                 "protocol": str(listener.get("protocol") or "TCP"), "port": int(listener.get("port") or 0),
                 "process": listener.get("process") or None, "services": split_list(listener.get("services")),
@@ -1025,7 +1020,7 @@ class FirewallRule(Kind[FirewallRuleParams]):
         value = values[0] if values else None
         if not isinstance(value, Mapping):
             raise ControlFailed(f"the firewall rule read on {ctx.host} returned nothing")
-        found = [_rule_from_host(r) for r in _as_list(value.get("rules"))]
+        found = [_rule_from_host(r) for r in host_objects(value.get("rules"))]
         resolved = dict(value.get("resolved") or {})
         if len(found) > 1:
             raise ControlFailed(f"{len(found)} rules are named {params.name!r} in the active policy of {ctx.host} "

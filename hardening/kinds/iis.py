@@ -34,7 +34,17 @@ from pydantic import Field, field_validator, model_validator
 from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
 from ..facts import Facts
 from ..model import Call, Change, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, RestartPolicy, Variant, canonical_names
+from .base import (
+    Context,
+    ControlFailed,
+    Kind,
+    KindParams,
+    NotApplicable,
+    RestartPolicy,
+    Variant,
+    canonical_names,
+    host_objects,
+)
 from .platforms import WINDOWS_MODERN_PRODUCTS, is_modern_exchange, is_modern_windows
 
 __all__ = [
@@ -131,16 +141,11 @@ def _roles_check(ctx: Context) -> None:
         raise NotApplicable(f"{ctx.host} is an Edge Transport server: it has no client virtual directories")
 
 
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, Mapping)]
 
 
 def _entries(value: Any, names: Sequence[str]) -> dict[str, Mapping[str, Any]]:
     """The host's per-directory answers by name (case-insensitive)."""
-    found = {str(e.get("name", "")).casefold(): e for e in _as_list(value)}
+    found = {str(e.get("name", "")).casefold(): e for e in host_objects(value)}
     return {name: found.get(name.casefold(), {}) for name in names}
 
 

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, TEXT, Comparer, State, split_list
 from ..model import Call, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, canonical_names
+from .base import Context, ControlFailed, Kind, KindParams, canonical_names, host_objects
 from .firewall import (
     ADDRESSES,
     MODERN,
@@ -210,9 +210,6 @@ AUTHENTICATION = Comparer("ordered authentication proposals (CA names exact)", _
 ENCRYPTION = Comparer("ordered quick mode proposals", _crypto_key, item=lambda v: _crypto_text(v))
 
 
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    return [i for i in items if isinstance(i, Mapping)]
 
 
 class IpsecRule(Kind[IpsecRuleParams]):
@@ -287,14 +284,14 @@ class IpsecRule(Kind[IpsecRuleParams]):
         value = values[0] if values else None
         if not isinstance(value, Mapping):
             raise ControlFailed(f"the IPsec read on {ctx.host} returned nothing")
-        rules = _as_list(value.get("rules"))
+        rules = host_objects(value.get("rules"))
         if len(rules) > 1:
             raise ControlFailed(f"{len(rules)} connection security rules are named {params.name!r} in the active "
                                 f"policy of {ctx.host}; remove the duplicate")
         auth = value.get("phase1") if isinstance(value.get("phase1"), Mapping) else None
         crypto = value.get("quickmode") if isinstance(value.get("quickmode"), Mapping) else None
-        auth_proposals = [_auth_from_host(p) for p in _as_list((auth or {}).get("proposals"))]
-        crypto_proposals = [_crypto_from_host(p) for p in _as_list((crypto or {}).get("proposals"))]
+        auth_proposals = [_auth_from_host(p) for p in host_objects((auth or {}).get("proposals"))]
+        crypto_proposals = [_crypto_from_host(p) for p in host_objects((crypto or {}).get("proposals"))]
         sets = {SETS_OBJECT: {"_resolved": dict(value.get("resolved") or {}),
                               "_phase1": None if auth is None else auth_proposals,
                               "_quickmode": None if crypto is None else {"proposals": crypto_proposals,

@@ -12,8 +12,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ..compare import BOOL, TEXT, Comparer, State
 from ..model import Call, Change, CmdletCall
-from .base import Context, ControlFailed, Kind, KindParams, RestartPolicy, canonical_names
-from .transport import MODERN, exchange_objects
+from .base import Context, ControlFailed, Kind, KindParams, RestartPolicy, canonical_names, host_objects
+from .transport import MODERN
 
 __all__ = ["FAMILY_KINDS", "PROTOCOL_SERVICES", "PopImapLogin"]
 
@@ -78,7 +78,7 @@ class PopImapLogin(Kind[PopImapLoginParams]):
         return f"{ctx.server}\\{params.protocol.upper()}"
 
     def observe(self, params: PopImapLoginParams, ctx: Context, values: Sequence[Any]) -> State:
-        objects = exchange_objects(values[0])
+        objects = host_objects(values[0])
         if len(objects) != 1:
             raise ControlFailed(f"{PROTOCOL_CMDLETS[params.protocol][0]} -Server {ctx.server} returned "
                                 f"{len(objects)} objects, expected 1")

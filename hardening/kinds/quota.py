@@ -21,11 +21,10 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 from ..compare import BOOL, TEXT, Comparer, State
 from ..facts import PATH_ROLES, Facts
 from ..model import Call, CmdletCall, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
 from .files import MODERN as WINDOWS_MODERN
 from .files import PathParams, PathRole, target_paths
 from .transport import MODERN as EXCHANGE_MODERN
-from .transport import exchange_objects
 
 if TYPE_CHECKING:
     from ..inventory import Host
@@ -724,7 +723,7 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
         exact = {n.casefold() for n in self._exact(params)}
         found: dict[str, Mapping[str, Any]] = {}
         for value in values:
-            for database in exchange_objects(value):
+            for database in host_objects(value):
                 name = str(database.get("Name", ""))
                 if not _on_server(database, ctx.server):
                     continue

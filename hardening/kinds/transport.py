@@ -18,7 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
 from ..model import Call, CmdletCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, canonical_names
+from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, canonical_names, host_objects
 from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "MODERN",
     "ReceiveConnectorTls",
     "SendConnectorTls",
-    "exchange_objects",
 ]
 
 MODERN = Variant(
@@ -255,7 +254,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
         return (CmdletCall("Get-ReceiveConnector", (("Server", ctx.server),)),)
 
     def observe(self, params: ReceiveConnectorTlsParams, ctx: Context, values: Sequence[Any]) -> State:
-        connectors = [c for c in exchange_objects(values[0]) if params.select.matches(c)]
+        connectors = [c for c in host_objects(values[0]) if params.select.matches(c)]
         if not connectors:
             raise NotApplicable(f"no receive connector on {ctx.server} matches {params.select.describe()}")
         state: dict[str, dict[str, Any]] = {}
@@ -615,7 +614,7 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
         return (CmdletCall("Get-SendConnector", (("Identity", "*"),)),)
 
     def observe(self, params: SendConnectorTlsParams, ctx: Context, values: Sequence[Any]) -> State:
-        every = exchange_objects(values[0])
+        every = host_objects(values[0])
         connectors = [c for c in every if params.select.matches(c)]
         if not connectors:
             raise NotApplicable(f"no send connector matches {params.select.describe()}")
@@ -734,12 +733,6 @@ def _truthy(value: Any) -> bool:
         return False
 
 
-def exchange_objects(value: Any) -> list[Mapping[str, Any]]:
-    """A cmdlet's output as a list of property bags (one object may arrive unwrapped)."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [item for item in items if isinstance(item, Mapping)]
 
 
 FAMILY_KINDS = (ReceiveConnectorTls(), SendConnectorTls())
