@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..compare import Comparer, State
 from ..facts import Facts
-from ..model import Call, Change
+from ..model import Call, Change, Outcome
 
 if TYPE_CHECKING:  # the inventory imports the kinds (through the playbook), not the other way round
     from ..inventory import Host
@@ -94,7 +94,7 @@ class Kind(ABC, Generic[P]):
     name: ClassVar[str]
     summary: ClassVar[str]
     params_model: ClassVar[type[KindParams]]
-    channel: ClassVar[Literal["exchange", "script"]]
+    channel: ClassVar[Literal["exchange", "script", "directory"]]
     variants: ClassVar[tuple[Variant, ...]]
     comparers: ClassVar[Mapping[str, Comparer]] = {}
     # Script kinds: the template under templates/ that holds the read and write blocks.
@@ -143,6 +143,11 @@ class Kind(ABC, Generic[P]):
     def restart_policy(self, params: P) -> RestartPolicy:
         """Whether the playbook lets this control's restarts happen now."""
         return "deferred"
+
+    def review(self, outcome: Outcome, outcomes: Sequence[Outcome]) -> str | None:
+        """A sentence to add to this kind's outcome once every host of the run is done, from the
+        other outcomes (e.g. a SACL that needs an audit policy another control checks); None by default."""
+        return None
 
 
 def host_objects(value: Any) -> list[Mapping[str, Any]]:

@@ -1,8 +1,9 @@
 """A simulated host: its state as plain data, and the requests hardening sends, answered.
 
 Script bundles are decoded (:mod:`.decode`) and each call is answered by its kind's lab model;
-cmdlet invocations by the simulated cmdlets (:mod:`.models`, one module per family). Every request is
-recorded in ``received`` so tests can assert what crossed, byte for byte.
+cmdlet invocations by the simulated cmdlets (:mod:`.models`, one module per family); directory
+requests (LDAP) by the simulated directory (:mod:`.models.directory`). Every request is recorded in
+``received`` so tests can assert what crossed, byte for byte.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import json
 import threading
 from typing import Any
 
-from ..model import CmdletCall, Switch
+from ..model import CmdletCall, LdapCall, Switch
 from .decode import UnreadableScript, decode_bundle
-from .models import CMDLETS, SCRIPTS, LabCmdletError, LabScriptError
+from .models import CMDLETS, LDAP, SCRIPTS, LabCmdletError, LabLdapError, LabScriptError
 
 __all__ = ["LabError", "LabHost"]
 
@@ -92,4 +93,24 @@ class LabHost:
             try:
                 return handler(self.state, call)
             except LabCmdletError as exc:
+                raise LabError(str(exc)) from None
+
+    def ldap(self, call: LdapCall) -> Any:
+        """Answer one directory request: a search's entries (``[{"dn", "attributes"}]``) or None for a
+        modify. A refusal (no such object, insufficient rights) raises :class:`LabError` with the
+        sentence the directory target gives for that call. Faults are named ``ldap.search`` and
+        ``ldap.modify``; an ignored one answers an empty search or a modify that changes nothing."""
+        with self._lock:
+            self.received.append((f"ldap.{call.op}", call))
+            if self._fault(f"ldap.{call.op}"):
+                return [] if call.op == "search" else None
+            if self.state.get("directory") is None:
+                raise LabError(f"{call.op} {call.dn}: {self.state['computer_name']} is not a directory "
+                               "(its lab host has no directory: section)")
+            handler = LDAP.get(call.op)
+            if handler is None:
+                raise LabError(f"{call.op} {call.dn}: the lab does not simulate the LDAP operation {call.op}")
+            try:
+                return handler(self.state, call)
+            except LabLdapError as exc:
                 raise LabError(str(exc)) from None

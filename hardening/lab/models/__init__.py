@@ -2,7 +2,8 @@
 
 A family module declares ``SECTIONS`` (keys of a lab host in the lab file, with their type and
 how they become state), ``CMDLETS`` (simulated Exchange cmdlets by lower-case name) and
-``SCRIPTS`` (simulated template blocks by (kind, op)). Every module of this package except
+``SCRIPTS`` (simulated template blocks by (kind, op)) and ``LDAP`` (simulated directory
+requests by LDAP operation: search, modify). Every module of this package except
 ``common`` is a family; adding one touches nothing else.
 """
 
@@ -13,9 +14,17 @@ import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
-from .common import CmdletHandler, LabCmdletError, LabScriptError, ScriptHandler, StateSection
+from .common import (
+    CmdletHandler,
+    LabCmdletError,
+    LabLdapError,
+    LabScriptError,
+    LdapHandler,
+    ScriptHandler,
+    StateSection,
+)
 
-__all__ = ["CMDLETS", "SCRIPTS", "SECTIONS", "LabCmdletError", "LabScriptError", "StateSection"]
+__all__ = ["CMDLETS", "LDAP", "SCRIPTS", "SECTIONS", "LabCmdletError", "LabLdapError", "LabScriptError", "StateSection"]
 
 
 def _families() -> tuple[ModuleType, ...]:
@@ -41,3 +50,4 @@ def _merge(attribute: str) -> Mapping[object, object]:
 SECTIONS: Mapping[str, StateSection] = _merge("SECTIONS")  # type: ignore[assignment]
 CMDLETS: Mapping[str, CmdletHandler] = _merge("CMDLETS")  # type: ignore[assignment]
 SCRIPTS: Mapping[tuple[str, str], ScriptHandler] = _merge("SCRIPTS")  # type: ignore[assignment]
+LDAP: Mapping[str, LdapHandler] = _merge("LDAP")  # type: ignore[assignment]

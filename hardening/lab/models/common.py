@@ -1,5 +1,6 @@
 """What every lab model shares: the errors a simulated host answers with, and parameter checks
-done the way PowerShell binds parameters."""
+done the way PowerShell binds parameters. Handlers are of three kinds, one per channel: template
+blocks (script), cmdlets (exchange) and directory requests by LDAP operation (directory)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...model import CmdletCall
+from ...model import CmdletCall, LdapCall
 
 __all__ = [
     "CmdletHandler",
     "LabCmdletError",
+    "LabLdapError",
     "LabScriptError",
+    "LdapHandler",
     "ScriptHandler",
     "StateSection",
     "bind",
@@ -24,6 +27,7 @@ __all__ = [
 State = dict[str, Any]
 CmdletHandler = Callable[[State, CmdletCall], list[dict[str, Any]]]
 ScriptHandler = Callable[[State, Any], Any]
+LdapHandler = Callable[[State, LdapCall], Any]
 
 
 class LabCmdletError(Exception):
@@ -32,6 +36,11 @@ class LabCmdletError(Exception):
 
 class LabScriptError(Exception):
     """The exception message a template block's catch would report."""
+
+
+class LabLdapError(Exception):
+    """A directory request the simulated directory refuses, worded as the directory target words a
+    real server's refusal (``no such object: DN``, ``modify DN: insufficient access rights ...``)."""
 
 
 @dataclass(frozen=True)
