@@ -185,6 +185,28 @@ def _parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="write a reference page per kind (Markdown), generated from the kinds")
     docs.add_argument("-o", "--output", metavar="DIR", default="hardening-docs", help="folder (default hardening-docs)")
 
+    inventory_cmd = sub.add_parser("inventory", help="build an inventory from Active Directory")
+    inventory_sub = inventory_cmd.add_subparsers(dest="inventory_command", metavar="INVCOMMAND", required=True)
+    from_ad = inventory_sub.add_parser(
+        "from-ad", help="find the Exchange servers in AD's configuration partition (version, roles, site) and "
+        "write them as an inventory with declared facts and groups")
+    from_ad.add_argument("--ldap-url", required=True, help="ldaps://DC or ldap://DC (StartTLS); TLS always")
+    from_ad.add_argument("--user", help="bind name: user@domain, DOMAIN\\user or a DN")
+    from_ad.add_argument("--password", metavar="REF", help="a reference: env:NAME, keyring:SERVICE/USER, "
+                         "file:PATH (mode 0600) or prompt")
+    from_ad.add_argument("--auth", choices=["simple", "ntlm", "kerberos"], default="simple",
+                         help="bind (default simple, over TLS)")
+    from_ad.add_argument("--ca-bundle", help="CA certificates (PEM) that issued the DC's certificate")
+    from_ad.add_argument("--server-name", help="the name the DC's certificate carries, if --ldap-url names an address")
+    from_ad.add_argument("--site", action="append", default=[], help="only servers of this AD site (repeatable)")
+    from_ad.add_argument("--version", dest="release", action="append", default=[],
+                         choices=["2003", "2016", "2019", "SE"], help="only this Exchange release (repeatable)")
+    from_ad.add_argument("--role", action="append", default=[], choices=["Mailbox", "ClientAccess", "HubTransport",
+                                                                         "UnifiedMessaging", "Edge"],
+                         help="only servers with this role (repeatable)")
+    from_ad.add_argument("--format", choices=["yaml", "json"], default="yaml", help="yaml (default) or json")
+    from_ad.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+
     lab = sub.add_parser("lab", help="the built-in lab of simulated servers")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="LABCOMMAND", required=True)
     init = lab_sub.add_parser("init", help="write the built-in scenario and a matching inventory into DIR")
@@ -532,8 +554,41 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _inventory(args: argparse.Namespace, console: Console) -> int:
+    from .discovery import discover, inventory_document
+    from .inventory import directory_host
+
+    settings = {"ldap_url": args.ldap_url, "ldap_auth": args.auth, "ldap_username": args.user,
+                "ldap_password": args.password, "ldap_ca_bundle": args.ca_bundle,
+                "ldap_server_name": args.server_name}
+    dc = directory_host({k: v for k, v in settings.items() if v is not None}, "--ldap-url")
+    if args.output:
+        _writable(args.output)
+    servers = discover(dc, sites=args.site, releases=args.release, roles=args.role)
+    document = inventory_document(servers)
+    if args.format == "json":
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        import yaml
+
+        filters = ", ".join(f"{k} {', '.join(v)}" for k, v in (("site", args.site), ("version", args.release),
+                                                                  ("role", args.role)) if v)
+        header = (f"# Exchange servers found in {args.ldap_url} by hardening inventory from-ad "
+                  f"({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC){'; ' + filters if filters else ''}.\n"
+                  "# Add connection settings (transport, auth, username, password reference) before use.\n")
+        text = header + yaml.safe_dump(document, sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        console.print(f"{len(servers)} Exchange server(s) written to {args.output}", markup=False)
+    else:
+        sys.stdout.write(text)
+    if not servers:
+        print("no Exchange server found", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "check": _run, "apply": _run, "plan": _run, "drift": _run, "schedule": _schedule, "demo": _demo,
     "schema": _schema, "kinds": _kinds, "docs": _docs, "doctor": _doctor, "history": _history, "lab": _lab,
-    "rollback": _rollback, "report": _report, "watch": _watch,
+    "rollback": _rollback, "report": _report, "watch": _watch, "inventory": _inventory,
 }

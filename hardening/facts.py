@@ -4,7 +4,9 @@ Facts are read once per host unless the inventory declares them, and decide whic
 each kind applies. Declared facts win over read ones, key by key. The Windows facts (one round
 trip) hold the OS, Exchange's version, roles, install path and transport queue path; where a
 control needs the paths Exchange keeps in its configuration (mailbox databases, transport logs),
-one more round trip asks the Exchange endpoint for them.
+one more round trip asks the Exchange endpoint for them. A host with directory controls also
+gets the directory's naming contexts from its rootDSE (in the same round trip as the Windows
+facts, or alone for a domain controller reached over LDAP only).
 """
 
 from __future__ import annotations
@@ -13,15 +15,18 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .model import CmdletCall, ScriptCall, Section
+from .model import CmdletCall, LdapCall, ScriptCall, Section
 
 __all__ = [
+    "DIRECTORY_FACTS_SECTION_ID",
     "EXCHANGE_FACTS_SECTION_ID",
     "EXCHANGE_PATH_ROLES",
     "FACTS_SECTION_ID",
     "PATH_ROLES",
     "SE_FIRST_BUILD",
     "Facts",
+    "directory_facts_from",
+    "directory_facts_section",
     "exchange_facts_from",
     "exchange_facts_section",
     "facts_section",
@@ -30,6 +35,10 @@ __all__ = [
 
 FACTS_SECTION_ID = "_facts"
 EXCHANGE_FACTS_SECTION_ID = "_exchange_facts"
+DIRECTORY_FACTS_SECTION_ID = "_directory_facts"
+# rootDSE attributes → the keys of Facts.naming_contexts
+ROOT_DSE_CONTEXTS = {"defaultNamingContext": "default", "configurationNamingContext": "configuration",
+                     "schemaNamingContext": "schema", "rootDomainNamingContext": "root"}
 
 # Folders a control can name by role instead of by path (``paths_from``). The first two come with
 # the Windows facts; the others from the Exchange endpoint.
@@ -61,6 +70,9 @@ class Facts:
     mailbox_databases: tuple[Mapping[str, str], ...] = ()
     transport_log_paths: tuple[str, ...] = ()
     exchange_site: str | None = None
+    # The directory's naming contexts (default, configuration, schema, root) and the DC answering.
+    naming_contexts: Mapping[str, str] = field(default_factory=dict)
+    directory_server: str | None = None
     declared: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -82,11 +94,14 @@ class Facts:
             mailbox_databases=tuple(dict(d) for d in merged.get("mailbox_databases") or ()),
             transport_log_paths=tuple(str(p) for p in merged.get("transport_log_paths") or ()),
             exchange_site=_opt(merged.get("exchange_site")),
+            naming_contexts={str(k): str(v) for k, v in (merged.get("naming_contexts") or {}).items()},
+            directory_server=_opt(merged.get("directory_server")),
             declared=dict(declared or {}),
         )
 
     def with_exchange(self, values: Mapping[str, Any]) -> Facts:
-        """These facts plus what the Exchange facts section returned (declared facts still win)."""
+        """These facts plus what the Exchange (or directory) facts section returned (declared facts
+        still win)."""
         merged = {**self.to_json(), **values, **self.declared}
         return Facts.from_mapping({k: v for k, v in merged.items() if k != "declared"}, self.declared)
 
@@ -159,6 +174,7 @@ class Facts:
         data["exchange_roles"] = list(self.exchange_roles)
         data["mailbox_databases"] = [dict(d) for d in self.mailbox_databases]
         data["transport_log_paths"] = list(self.transport_log_paths)
+        data["naming_contexts"] = dict(self.naming_contexts)
         data["declared"] = dict(self.declared)
         data.update(os_release=self.os_release, exchange_release=self.exchange_release)
         return data
@@ -191,6 +207,23 @@ def exchange_facts_from(values: tuple[Any, ...], errors: tuple[str | None, ...])
     if transport:
         out["transport_log_paths"] = [str(transport[0][p]) for p in TRANSPORT_LOG_PROPERTIES if transport[0].get(p)]
     return out
+
+
+def directory_facts_section() -> Section:
+    """The section that reads the directory's rootDSE (naming contexts, the DC's name)."""
+    return Section(DIRECTORY_FACTS_SECTION_ID, (
+        LdapCall("search", "", attributes=(*ROOT_DSE_CONTEXTS, "dnsHostName")),))
+
+
+def directory_facts_from(value: Any) -> dict[str, Any]:
+    """Facts from the rootDSE search; raises ValueError when the answer holds no naming context."""
+    entries = value if isinstance(value, list) else []
+    attributes = entries[0].get("attributes", {}) if entries and isinstance(entries[0], Mapping) else {}
+    contexts = {key: str(attributes[name][0]) for name, key in ROOT_DSE_CONTEXTS.items() if attributes.get(name)}
+    if "default" not in contexts or "configuration" not in contexts:
+        raise ValueError("the directory's rootDSE gave no defaultNamingContext/configurationNamingContext")
+    host = attributes.get("dnsHostName")
+    return {"naming_contexts": contexts, "directory_server": str(host[0]) if host else None}
 
 
 def needs_exchange_facts(raw_params: Any) -> bool:

@@ -15,14 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .errors import InventoryError, SecretError, SourceLocation
+from .errors import HardeningError, InventoryError, SecretError, SourceLocation
 from .playbook import matches_any
 from .sourcefile import Document, load_yaml, validate
 
-__all__ = ["Connection", "Host", "Inventory", "SecretRef", "load_inventory"]
+__all__ = ["Connection", "Host", "Inventory", "SecretRef", "directory_host", "load_inventory"]
 
 SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/\S+|file:.+|prompt)$")
 SECRET_HELP = ("a password must not be written in the inventory; reference it instead: env:NAME, "
@@ -78,14 +79,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Transport = Literal["psrp", "winrm", "lab"]
+Transport = Literal["psrp", "winrm", "lab", "ldap"]
+LdapAuth = Literal["simple", "ntlm", "kerberos"]
 Auth = Literal["kerberos", "negotiate", "ntlm", "credssp", "certificate", "basic"]
 
 
 class ConnectionModel(_Strict):
     """Connection settings; any level (defaults, group, host) may set any of them."""
 
-    transport: Transport | None = Field(None, description="psrp (default), winrm, or lab (simulated host).")
+    transport: Transport | None = Field(None, description="psrp (default), winrm, lab (simulated host), or ldap "
+                                        "(a domain controller reached over LDAP only, for directory controls).")
     auth: Auth | None = Field(None, description="kerberos, negotiate (default), ntlm, credssp, certificate, "
                               "basic (HTTPS only).")
     scheme: Literal["https", "http"] | None = Field(None, description="https (default) or http (with message "
@@ -103,13 +106,30 @@ class ConnectionModel(_Strict):
     exchange_auth: Auth | None = Field(None, description="Exchange endpoint auth (default kerberos).")
     client_certificate: str | None = Field(None, description="PEM client certificate (auth: certificate).")
     client_key: str | None = Field(None, description="PEM key of the client certificate (auth: certificate).")
+    ldap_url: str | None = Field(None, description="The directory for directory controls: ldaps://dc.example.com "
+                                 "(LDAPS, port 636) or ldap://dc.example.com (StartTLS on 389); TLS is always used.")
+    ldap_auth: LdapAuth | None = Field(None, description="simple (default; over TLS only), ntlm (Windows AD; not "
+                                       "Samba), or kerberos (needs the gssapi package and a ticket).")
+    ldap_username: str | None = Field(None, description="Bind name (user@domain, DOMAIN\\user or a DN); default "
+                                      "username.")
+    ldap_password: str | None = Field(None, description="A reference, like password; default password.")
+    ldap_ca_bundle: str | None = Field(None, description="CA certificates (PEM) for the directory; default ca_bundle.")
+    ldap_server_name: str | None = Field(None, description="The name the directory's certificate must carry (and the "
+                                         "Kerberos service host), when ldap_url names an address.")
     insecure_skip_certificate_validation: bool | None = Field(
         None, description="INSECURE: accept any server certificate (a man in the middle would go unnoticed).")
     insecure_allow_unencrypted: bool | None = Field(
         None, description="INSECURE: allow Basic or certificate auth over plain HTTP, which sends the password "
         "and every script in clear text.")
 
-    @field_validator("password", mode="before")
+    @field_validator("ldap_url")
+    @classmethod
+    def _ldap_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^ldaps?://[^/\s:]+(:\d{1,5})?/?$", value, re.IGNORECASE):
+            raise ValueError("ldap_url is ldaps://HOST[:PORT] or ldap://HOST[:PORT] (StartTLS); nothing after the host")
+        return value
+
+    @field_validator("password", "ldap_password", mode="before")
     @classmethod
     def _reference_only(cls, value: Any) -> Any:
         # Checked before type coercion so that no value (a number, a mapping) is ever echoed back.
@@ -137,8 +157,23 @@ class GroupModel(_Strict):
     connection: ConnectionModel | None = None
 
 
+class FromAdModel(_Strict):
+    """A dynamic source: the Exchange servers registered in Active Directory, read at every load."""
+
+    connection: ConnectionModel = Field(description="How to reach a DC: ldap_url and the ldap_* settings.")
+    sites: list[str] = Field(default_factory=list, description="Only servers of these AD sites.")
+    releases: list[Literal["2003", "2016", "2019", "SE"]] = Field(default_factory=list,
+                                                                 description="Only these Exchange releases.")
+    roles: list[Literal["Mailbox", "ClientAccess", "HubTransport", "UnifiedMessaging", "Edge"]] = Field(
+        default_factory=list, description="Only servers with one of these roles.")
+
+
 class InventoryModel(_Strict):
     """The top level of an inventory file."""
+
+    from_ad: FromAdModel | None = Field(None, description="Add the Exchange servers found in Active Directory "
+                                        "(hosts with declared facts; groups exchange, exchange_<release>, "
+                                        "role_<role>, site_<site>); hosts declared here win.")
 
     lab: str | None = Field(None, description="Lab file or folder that backs hosts with transport: lab "
                             "(default: the built-in scenario).")
@@ -167,6 +202,12 @@ class Connection:
     exchange_auth: Auth = "kerberos"
     client_certificate: str | None = None
     client_key: str | None = None
+    ldap_url: str | None = None
+    ldap_auth: LdapAuth = "simple"
+    ldap_username: str | None = None
+    ldap_password: SecretRef | None = None
+    ldap_ca_bundle: str | None = None
+    ldap_server_name: str | None = None
     insecure_skip_certificate_validation: bool = False
     insecure_allow_unencrypted: bool = False
 
@@ -225,8 +266,9 @@ def load_inventory(path: str | Path) -> Inventory:
         raise doc.error((), f"an inventory is a mapping (hosts, groups …), not a {type(doc.data).__name__}",
                         cls=InventoryError)
     model = validate(doc, InventoryModel, error=InventoryError)
-    if not model.hosts:
-        raise doc.error(("hosts",), "the inventory has no hosts", cls=InventoryError)
+    if not model.hosts and model.from_ad is None:
+        raise doc.error(("hosts",), "the inventory has no hosts (declare hosts or a from_ad source)",
+                        cls=InventoryError)
     members = _group_members(doc, model)
     defaults = model.connection or ConnectionModel()
     hosts: dict[str, Host] = {}
@@ -240,11 +282,57 @@ def load_inventory(path: str | Path) -> Inventory:
             variables.update(group.vars)
         variables.update(spec.vars)
         hosts[name] = Host(str(name), spec.address or str(name), conn, variables, dict(spec.facts), groups)
+    members = {g: set(m) for g, m in members.items()}
+    if model.from_ad is not None:
+        _add_discovered(doc, model, hosts, members, defaults)
     base = Path(path).parent
     lab = str((base / model.lab).resolve()) if model.lab else None
     if lab is not None and not Path(lab).exists():
         raise doc.error(("lab",), f"lab file {model.lab!r} not found (looked for {lab})", cls=InventoryError)
     return Inventory(str(path), hosts, {g: frozenset(m) for g, m in members.items()}, lab)
+
+
+def directory_host(settings: Mapping[str, Any], where: str) -> Host:
+    """A host that stands for a domain controller reached over LDAP only, from ``ldap_*`` settings
+    (validated like an inventory's: the password only by reference)."""
+    try:
+        model = ConnectionModel.model_validate({**settings, "transport": "ldap"})
+    except ValueError as exc:
+        problems = "; ".join(str(e.get("msg", e)) for e in getattr(exc, "errors", lambda: [])()) or str(exc)
+        raise InventoryError(SourceLocation(where, 0, 0), problems) from None
+    if not model.ldap_url:
+        raise InventoryError(SourceLocation(where, 0, 0), "ldap_url is required (ldaps://DC)")
+    conn = _merge([model])
+    address = urlsplit(model.ldap_url).hostname or model.ldap_url
+    return Host(address, address, conn)
+
+
+def _add_discovered(doc: Document, model: InventoryModel, hosts: dict[str, Host], members: dict[str, set[str]],
+                    defaults: ConnectionModel) -> None:
+    """The Exchange servers a ``from_ad`` source finds, as hosts (declared hosts win)."""
+    from .discovery import discover, inventory_document  # imports the LDAP target: only when used
+
+    source = model.from_ad
+    assert source is not None
+    dc = directory_host(source.connection.model_dump(exclude_none=True), doc.path)
+    try:
+        servers = discover(dc, sites=source.sites, releases=source.releases, roles=source.roles)
+    except HardeningError as exc:
+        raise doc.error(("from_ad",), f"could not read the Exchange servers from Active Directory: {exc}",
+                        key=True, cls=InventoryError) from None
+    found = inventory_document(servers)
+    conn = _merge([defaults])
+    for name, spec in found["hosts"].items():
+        if name not in hosts:
+            hosts[name] = Host(name, name, conn, dict(model.vars), dict(spec["facts"]))
+    for group, spec in found["groups"].items():
+        if group in hosts:
+            continue
+        members.setdefault(group, set()).update(h for h in spec["hosts"] if h in hosts)
+    for name, host in list(hosts.items()):
+        groups = frozenset(g for g, m in members.items() if name in m)
+        if groups != host.groups:
+            hosts[name] = Host(host.name, host.address, host.connection, host.vars, host.facts, groups)
 
 
 def _group_members(doc: Document, model: InventoryModel) -> dict[str, set[str]]:
@@ -286,6 +374,7 @@ def _merge(layers: Iterable[ConnectionModel | None]) -> Connection:
     for layer in layers:
         if layer is not None:
             values.update({k: v for k, v in layer.model_dump().items() if v is not None})
-    if "password" in values:
-        values["password"] = SecretRef(values["password"])
+    for key in ("password", "ldap_password"):
+        if key in values:
+            values[key] = SecretRef(values[key])
     return Connection(**values)

@@ -9,14 +9,16 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "Bundle",
     "Call",
     "Change",
+    "Channel",
     "CmdletCall",
     "HostResult",
+    "LdapCall",
     "Mode",
     "Outcome",
     "PlaybookRef",
@@ -27,6 +29,7 @@ __all__ = [
     "SectionResult",
     "Status",
     "Switch",
+    "channel_of",
 ]
 
 
@@ -96,15 +99,51 @@ class ScriptCall:
     data: Mapping[str, Any]
 
 
-Call = CmdletCall | ScriptCall
+@dataclass(frozen=True)
+class LdapCall:
+    """One directory request, as data: a search, or a modify of one object's attributes.
+
+    ``sd_flags`` sends the security-descriptor control (1.2.840.113556.1.4.801) with those flags;
+    0x8 reads or writes the SACL only, so owner, group and DACL are never rewritten. Attributes
+    named in ``binary`` come back as bytes, the others as strings. A search's value is a list of
+    ``{"dn": ..., "attributes": {name: [values]}}`` keyed by the names asked for; an attribute the
+    server did not return is absent (which, for a SACL, means the bound account may not read it).
+    """
+
+    op: Literal["search", "modify"]
+    dn: str
+    scope: Literal["base", "one", "subtree"] = "base"
+    filter: str = "(objectClass=*)"
+    attributes: tuple[str, ...] = ()
+    binary: tuple[str, ...] = ()
+    sd_flags: int | None = None
+    # modify: (attribute, "replace" | "add" | "delete", values)
+    changes: tuple[tuple[str, Literal["replace", "add", "delete"], tuple[str | bytes, ...]], ...] = ()
+
+    @property
+    def is_read(self) -> bool:
+        return self.op == "search"
+
+
+Call = CmdletCall | ScriptCall | LdapCall
+Channel = Literal["script", "exchange", "directory"]
+
+
+def channel_of(call: Call) -> Channel:
+    """Which endpoint a request goes to: the Windows host, Exchange's endpoint, or the directory."""
+    if isinstance(call, ScriptCall):
+        return "script"
+    if isinstance(call, LdapCall):
+        return "directory"
+    return "exchange"
 
 
 @dataclass(frozen=True)
 class Section:
     """The requests of one control in one bundle; its results come back under ``id``.
 
-    A section holds cmdlet calls (for the Exchange endpoint) or script calls (for the Windows
-    host), never both.
+    A section holds the calls of one channel only: script calls (for the Windows host), cmdlet
+    calls (for the Exchange endpoint) or directory requests (LDAP).
     """
 
     id: str
@@ -113,6 +152,11 @@ class Section:
     @property
     def is_script(self) -> bool:
         return bool(self.calls) and isinstance(self.calls[0], ScriptCall)
+
+    @property
+    def channel(self) -> Channel:
+        """The channel of the section's calls (``exchange`` for an empty section)."""
+        return channel_of(self.calls[0]) if self.calls else "exchange"
 
 
 Bundle = tuple[Section, ...]

@@ -187,7 +187,7 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
         facts = _assumed(plan.host)
         lines.append("# facts are not declared: a real run reads them first (one round trip); shown with "
                      f"assumed facts: {facts.windows_product}, {facts.exchange_product}, install path "
-                     f"{facts.exchange_install_path}")
+                     f"{facts.exchange_install_path}, directory DC=example,DC=com")
     for step in steps(plan, facts, today):
         lines.append(f"\n## {step.control.id} ({step.kind.name}): {step.control.title}")
         if step.status is not None or step.params is None or step.ctx is None:
@@ -209,6 +209,8 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
 
 
 ASSUMED_INSTALL = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"
+ASSUMED_NAMING_CONTEXTS = {"default": "DC=example,DC=com", "configuration": "CN=Configuration,DC=example,DC=com",
+                           "schema": "CN=Schema,CN=Configuration,DC=example,DC=com", "root": "DC=example,DC=com"}
 
 
 def _assumed(host: Host) -> Facts:
@@ -216,5 +218,6 @@ def _assumed(host: Host) -> Facts:
     return Facts.from_mapping({"computer_name": host.name.split(".")[0].upper(), "os_version": "10.0.17763",
                                "exchange_version": "15.2.0.0",
                                "exchange_install_path": ASSUMED_INSTALL,
-                               "transport_queue_path": ASSUMED_INSTALL + "TransportRoles\\data\\Queue"},
+                               "transport_queue_path": ASSUMED_INSTALL + "TransportRoles\\data\\Queue",
+                               "naming_contexts": ASSUMED_NAMING_CONTEXTS},
                               host.facts)

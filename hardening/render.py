@@ -17,7 +17,8 @@ from typing import Any
 
 import jinja2
 
-from .model import Bundle, CmdletCall, ScriptCall, Section, Switch
+from .ldif import ldif_text
+from .model import Bundle, CmdletCall, LdapCall, ScriptCall, Section, Switch
 from .resources import data_dir
 
 __all__ = [
@@ -144,18 +145,21 @@ def bundle_script(sections: Iterable[Section]) -> str:
 
 
 def section_text(section: Section) -> str:
-    """A section as a person reviews it: cmdlet lines, or the script with its JSON literal."""
-    if section.is_script:
+    """A section as a person reviews it: the script with its JSON literal, cmdlet lines, or LDIF."""
+    if section.channel == "script":
         return bundle_script([section])
+    if section.channel == "directory":
+        return "\n\n".join(ldif_text(c) for c in section.calls if isinstance(c, LdapCall))
     return "\n".join(cmdlet_text(c) for c in section.calls if isinstance(c, CmdletCall))
 
 
 def bundle_text(bundle: Bundle) -> str:
-    """Every section of a bundle as text: the Windows script, then the Exchange cmdlet lines."""
-    script = [s for s in bundle if s.is_script]
-    cmdlets = [s for s in bundle if not s.is_script]
+    """Every section of a bundle as text: the Windows script, then the Exchange cmdlet lines and
+    the directory requests."""
+    script = [s for s in bundle if s.channel == "script"]
+    others = [s for s in bundle if s.channel != "script"]
     parts = [bundle_script(script)] if script else []
-    parts += [section_text(s) for s in cmdlets]
+    parts += [section_text(s) for s in others]
     return "\n".join(parts)
 
 

@@ -23,9 +23,17 @@ from typing import Any
 from . import plan as planning
 from .compare import EXACT, Comparer, State, describe_change, diff, display
 from .errors import TargetError
-from .facts import Facts, exchange_facts_from, exchange_facts_section, facts_section, needs_exchange_facts
+from .facts import (
+    Facts,
+    directory_facts_from,
+    directory_facts_section,
+    exchange_facts_from,
+    exchange_facts_section,
+    facts_section,
+    needs_exchange_facts,
+)
 from .inventory import Host, Inventory
-from .kinds import ControlFailed, NotApplicable
+from .kinds import KINDS, ControlFailed, NotApplicable
 from .lab import Lab, load_lab
 from .model import Bundle, Change, HostResult, Mode, Outcome, Policy, Run, ScriptCall, Section, SectionResult, Status
 from .playbook import Control, Playbook
@@ -94,10 +102,24 @@ def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Optio
     budget = ChangeBudget(options.max_changes)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hardening-host") as pool:
         futures = [pool.submit(_run_host, mode, p, lab, today, options, budget) for p in host_plans]
-        results = tuple(f.result() for f in futures)
+        results = _reviewed(tuple(f.result() for f in futures))
     if lab is not None:
         lab.save()
     return Run(_run_id(), mode, started, dt.datetime.now(dt.UTC), __version__, playbook.sources, results)
+
+
+def _reviewed(results: tuple[HostResult, ...]) -> tuple[HostResult, ...]:
+    """Each outcome with what its kind says about it in the light of the whole run."""
+    everything = [o for r in results for o in r.outcomes]
+    out = []
+    for result in results:
+        outcomes = []
+        for outcome in result.outcomes:
+            kind = KINDS.get(outcome.kind)
+            note = kind.review(outcome, everything) if kind is not None else None
+            outcomes.append(replace(outcome, message=f"{outcome.message}; note: {note}") if note else outcome)
+        out.append(replace(result, outcomes=tuple(outcomes)))
+    return tuple(out)
 
 
 def _run_id() -> str:
@@ -153,16 +175,32 @@ DECLARED_FACTS_ENOUGH = ("computer_name", "os_version", "exchange_version")
 
 
 def _facts(session: _Session, host: Host, controls: Sequence[Control]) -> Facts:
-    """Declared facts, else the Windows facts (one round trip); then, only where a control names
-    an Exchange path role, the paths from the Exchange endpoint (one more)."""
-    if all(key in host.facts for key in DECLARED_FACTS_ENOUGH):
-        facts = Facts.from_mapping({}, host.facts)
-    else:
-        section = facts_section()
-        result = session.run((section,))[section.id]
-        if not result.ok or not isinstance(result.values[0], Mapping):
-            raise TargetError(host.name, f"could not read facts: {result.error or 'no answer'}")
-        facts = Facts.from_mapping(result.values[0], host.facts)
+    """Declared facts, else the Windows facts and, for directory controls, the directory's rootDSE
+    (one round trip for both); then, only where a control names an Exchange path role, the paths
+    from the Exchange endpoint (one more). A host reached over LDAP only has no Windows facts."""
+    channels = {KINDS[c.kind].channel for c in controls if c.kind in KINDS}
+    sections = []
+    if (host.connection.transport != "ldap" and channels - {"directory"}
+            and not all(key in host.facts for key in DECLARED_FACTS_ENOUGH)):
+        sections.append(facts_section())
+    if "directory" in channels and "naming_contexts" not in host.facts:
+        sections.append(directory_facts_section())
+    results = session.run(tuple(sections)) if sections else {}
+    found: dict[str, Any] = {}
+    windows = results.get(facts_section().id)
+    if windows is not None:
+        if not windows.ok or not isinstance(windows.values[0], Mapping):
+            raise TargetError(host.name, f"could not read facts: {windows.error or 'no answer'}")
+        found.update(windows.values[0])
+    directory = results.get(directory_facts_section().id)
+    if directory is not None:
+        try:
+            if not directory.ok:
+                raise ValueError(directory.error or "no answer")
+            found.update(directory_facts_from(directory.values[0]))
+        except ValueError as exc:
+            raise TargetError(host.name, f"could not read the directory's rootDSE: {exc}") from None
+    facts = Facts.from_mapping(found, host.facts)
     wanted = any(needs_exchange_facts(c.raw_params) for c in controls)
     if wanted and facts.exchange_release in {"2016", "2019", "SE"} and not facts.has_exchange_paths:
         section = exchange_facts_section(facts.computer_name or host.name.split(".")[0])
