@@ -26,11 +26,19 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hardening tests
 	$(BIN)/mypy
 
-# Debian packages the tests need: Chromium renders the HTML report (root installs it; elsewhere the
-# report tests say how to enable them).
+# Debian packages the tests need (root installs what is missing, with one apt-get update; elsewhere
+# the tests say how to enable them): Chromium renders the HTML report, and Samba runs the real AD DC
+# that tests/directory starts on 127.0.20.x (winbind and the samba-ad-dc meta package are not needed).
+# No daemon starts here: this image has no systemd and policy-rc.d exits 101. On a machine with
+# systemd the samba package enables and starts smbd/nmbd (0.0.0.0:445/139): check `ss -ltnp` there
+# and stop or mask them.
 system-test-deps:
-	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@[ "$$(id -u)" != 0 ] || { set -e; chromium=; samba=; \
+		command -v chromium >/dev/null 2>&1 || chromium=chromium; \
+		command -v samba >/dev/null 2>&1 || samba="samba samba-dsdb-modules samba-vfs-modules samba-ad-provision ldb-tools krb5-user"; \
+		if [ -n "$$chromium$$samba" ]; then apt-get update -qq; fi; \
+		if [ -n "$$chromium" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; \
+		if [ -n "$$samba" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$samba >/dev/null; fi; }
 
 test: $(VENV)/.installed-test system-test-deps lint
 	$(BIN)/python -m pytest

@@ -184,7 +184,7 @@ CASES = [
                    4, 17, "hosts.MAIL01.connection.password", "env:NAME", "keyring:SERVICE/USER", "file:PATH",
                    "prompt", never=("731953",)),
     inventory_case("bad-transport", "hosts:\n  MAIL01:\n    connection:\n      transport: ssh\n", 4, 18,
-                   "hosts.MAIL01.connection.transport", "'psrp', 'winrm' or 'lab'", "got 'ssh'"),
+                   "hosts.MAIL01.connection.transport", "'psrp', 'winrm', 'lab' or 'ldap'", "got 'ssh'"),
     inventory_case("bad-auth", "connection:\n  auth: plaintext\nhosts:\n  MAIL01: {}\n", 2, 9, "connection.auth",
                    "'kerberos'", "got 'plaintext'"),
     inventory_case("port-out-of-range", "hosts:\n  MAIL01:\n    connection:\n      port: 70000\n", 4, 13,

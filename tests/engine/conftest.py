@@ -13,7 +13,7 @@ import yaml
 from hardening import Inventory, Lab, Playbook, Run, load_inventory, load_lab, load_playbook
 from hardening.lab import BUILTIN_SCENARIO, LabHost
 from hardening.lab.scenario import merged_lab_text
-from hardening.model import Outcome
+from hardening.model import LdapCall, Outcome
 
 LAB_HOSTS = ("MAIL01", "MAIL02", "MAIL03", "MAIL04")
 QUEUE = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\TransportRoles\\data\\Queue"
@@ -66,12 +66,21 @@ def request_name(entry: tuple[str, Any]) -> str:
 
 
 def is_write(name: str) -> bool:
-    """A request that changes a host: a Set- cmdlet or a script kind's write block (restarts too)."""
-    return name.casefold().startswith("set-") or name.endswith(".write")
+    """A request that changes a host: a Set- cmdlet, a script kind's write block (restarts too) or
+    a directory modify."""
+    return name.casefold().startswith("set-") or name.endswith(".write") or name == "ldap.modify"
 
 
 def writes(host: LabHost, since: int = 0) -> list[str]:
     return [request_name(e) for e in host.received[since:] if is_write(request_name(e))]
+
+
+def _reread_in(modify: LdapCall, later: Iterable[tuple[str, Any]]) -> bool:
+    """Whether a later directory search covers the modified object (its DN or an ancestor as base)."""
+    dn = modify.dn.casefold()
+    return any(name == "ldap.search" and isinstance(call, LdapCall)
+               and (dn == call.dn.casefold() or (call.scope != "base" and dn.endswith("," + call.dn.casefold())))
+               for name, call in later)
 
 
 def assert_every_write_reread(host: LabHost) -> None:
@@ -79,6 +88,9 @@ def assert_every_write_reread(host: LabHost) -> None:
     names = [request_name(e) for e in host.received]
     for i, name in enumerate(names):
         if name == "service_restart.write" or not is_write(name):
+            continue
+        if name == "ldap.modify":
+            assert _reread_in(host.received[i][1], host.received[i + 1:]), f"{host.name}: {name} was not re-read"
             continue
         read = "Get-" + name[4:] if name.casefold().startswith("set-") else name.replace(".write", ".read")
         assert read in names[i + 1:], f"{host.name}: {name} was not re-read ({names})"

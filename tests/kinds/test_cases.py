@@ -2,14 +2,16 @@
 
 Each case gives a kind's parameters and what each read request returned (the list passed to
 ``Kind.observe``), and expects a status, the changes (``path``/``from``/``to``) and the text of
-every write request: ``cmdlet_text`` for cmdlet calls, the call's data for script calls.
+every write request: ``cmdlet_text`` for cmdlet calls, the call's data for script calls, the LDIF
+text for directory requests.
 
 Case keys:
   description     what the case shows (required)
   host            inventory name of the host (default MAIL01)
   facts           facts overriding the default modern host (Exchange 2019 on Windows Server 2019)
   params          the kind's parameters, as a playbook gives them (required)
-  values          one value per read request (required unless the case expects invalid params)
+  values          one value per read request (required unless the case expects invalid params); binary
+                  directory values (a security descriptor, a SID) are written {"$base64": "..."}
   expect          {"status", "changes", "writes"} and optionally "restarts" (services the changes need
                   restarted, from Kind.restarts), or {"invalid": "message fragment"}
   error_contains  a fragment of the sentence of a not_applicable or failed result
@@ -18,6 +20,7 @@ Case keys:
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +33,8 @@ import pytest
 from hardening.compare import diff
 from hardening.facts import Facts
 from hardening.kinds import KINDS, Context, ControlFailed, NotApplicable
-from hardening.model import CmdletCall, ScriptCall
+from hardening.ldif import ldif_text
+from hardening.model import CmdletCall, LdapCall, ScriptCall
 from hardening.render import cmdlet_text
 
 HERE = Path(__file__).resolve().parent
@@ -69,9 +73,22 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def binary_values(value: Any) -> Any:
+    """``{"$base64": "..."}`` anywhere in a case's values as the bytes it stands for."""
+    if isinstance(value, dict):
+        if set(value) == {"$base64"}:
+            return base64.b64decode(value["$base64"])
+        return {k: binary_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [binary_values(v) for v in value]
+    return value
+
+
 def _write_text(call: Any) -> Any:
     if isinstance(call, CmdletCall):
         return cmdlet_text(call)
+    if isinstance(call, LdapCall):
+        return ldif_text(call)
     assert isinstance(call, ScriptCall)
     return _jsonable(dict(call.data))
 
@@ -95,7 +112,7 @@ def evaluate(kind_name: str, case: Mapping[str, Any]) -> Result:
         return Result("not_applicable", [], [], variant)
     ctx = Context(case.get("host", "MAIL01"), facts, variant)
     try:
-        observed = kind.observe(params, ctx, case["values"])
+        observed = kind.observe(params, ctx, binary_values(case["values"]))
         desired = kind.desire(params, ctx, observed)
         changes = diff(desired, observed, kind.comparers)
         # Computed for compliant cases too: a kind must never write what already matches.

@@ -8,7 +8,9 @@ cannot be forgotten. From a sample and a variant the kind itself builds the requ
 - ``write-plan``: what ``plan`` shows and ``apply`` would send if nothing matched yet
   (``desire``/``write`` with nothing observed);
 - ``write-observed``: what ``apply`` sends to the built-in lab host MAIL01, after reading it
-  through the in-process lab target (only when MAIL01's facts select that variant).
+  through the in-process lab target (only when MAIL01's facts select that variant); for directory
+  kinds, to the domain controller DC01 of ``tests/engine/labs/directory.yml`` instead (the built-in
+  lab has no directory).
 
 ``string_slots`` walks a parameter model (nested models and list items too) and lists every
 place a string goes, so the hostile-value tests cover every string parameter of every kind.
@@ -29,16 +31,27 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from hardening.facts import Facts, exchange_facts_from, exchange_facts_section, facts_section
+from hardening.facts import (
+    Facts,
+    directory_facts_from,
+    directory_facts_section,
+    exchange_facts_from,
+    exchange_facts_section,
+    facts_section,
+)
 from hardening.kinds import KINDS, Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
 from hardening.kinds.platforms import EXCHANGE_MODERN_PRODUCTS, WINDOWS_MODERN_PRODUCTS
-from hardening.lab import load_lab
-from hardening.model import Call, Change, CmdletCall, ScriptCall, Section
+from hardening.lab import LabHost, load_lab
+from hardening.ldif import ldif_text
+from hardening.model import Call, Change, CmdletCall, LdapCall, ScriptCall, Section
 from hardening.render import bundle_script, cmdlet_text
 from hardening.run import RESTART_SECTION_ID
 from hardening.targets.memory import LabTarget
 
 KINDS_DIR = Path(__file__).resolve().parents[1] / "kinds"
+# The built-in lab has no directory: directory kinds are observed on this lab's domain controller.
+DIRECTORY_LAB = Path(__file__).resolve().parents[1] / "engine" / "labs" / "directory.yml"
+DIRECTORY_HOST = "DC01"
 
 
 def _load_samples() -> dict[str, dict[str, dict[str, Any]]]:
@@ -65,7 +78,7 @@ EXCHANGE_PATH_FACTS: dict[str, Any] = {
     ],
     "transport_log_paths": [INSTALL + "TransportRoles\\Logs\\MessageTracking"],
 }
-CANDIDATE_FACTS: tuple[dict[str, Any], ...] = tuple(
+WINDOWS_CANDIDATES: tuple[dict[str, Any], ...] = tuple(
     {"computer_name": "MAIL01", "os_caption": f"Microsoft Windows Server {release}", "os_version": os_version,
      "powershell_version": "5.1.17763.1", "exchange_version": exchange,
      **({"exchange_roles": ["Mailbox"], **EXCHANGE_PATH_FACTS} if exchange else {})}
@@ -73,6 +86,11 @@ CANDIDATE_FACTS: tuple[dict[str, Any], ...] = tuple(
     for release, os_version in (("2019", "10.0.17763"), ("2016", "10.0.14393"), ("2022", "10.0.20348"),
                                 ("2025", "10.0.26100"), ("2003", "5.2.3790"))
 )
+# A domain controller as its rootDSE describes it (directory kinds); last, so no other variant picks it.
+DIRECTORY_CANDIDATE: dict[str, Any] = {"computer_name": "DC01", "naming_contexts": {
+    "default": "DC=lab,DC=example,DC=test", "configuration": "CN=Configuration,DC=lab,DC=example,DC=test",
+    "schema": "CN=Schema,CN=Configuration,DC=lab,DC=example,DC=test", "root": "DC=lab,DC=example,DC=test"}}
+CANDIDATE_FACTS: tuple[dict[str, Any], ...] = (*WINDOWS_CANDIDATES, DIRECTORY_CANDIDATE)
 LAB_HOST = "MAIL01"
 PHASES = ("read", "write-plan", "write-observed")
 
@@ -121,10 +139,15 @@ def plan_context(variant: Variant) -> Context:
 
 
 @cache
-def lab_facts() -> Facts:
+def lab_facts(channel: str = "script") -> Facts:
     """MAIL01's facts, read from the built-in lab the way the engine reads them: the Windows
-    facts bundle, then the Exchange endpoint's paths (databases, transport logs)."""
-    target = LabTarget(LAB_HOST, _lab_host())
+    facts bundle, then the Exchange endpoint's paths (databases, transport logs). For the
+    directory channel, DC01's: the naming contexts from its rootDSE, as the engine reads them."""
+    if channel == "directory":
+        (root,) = LabTarget(DIRECTORY_HOST, lab_host(channel)).run((directory_facts_section(),))
+        assert root.ok, root.error
+        return Facts.from_mapping(directory_facts_from(root.values[0]))
+    target = LabTarget(LAB_HOST, lab_host())
     (result,) = target.run((facts_section(),))
     assert result.ok, result.error
     facts = Facts.from_mapping(result.values[0])
@@ -134,8 +157,16 @@ def lab_facts() -> Facts:
     return facts
 
 
-def _lab_host() -> Any:
-    host = load_lab().host(LAB_HOST)
+def lab_host_name(channel: str) -> str:
+    """The lab host a kind of this channel is observed on."""
+    return DIRECTORY_HOST if channel == "directory" else LAB_HOST
+
+
+def lab_host(channel: str = "script") -> LabHost:
+    """A fresh lab host for the channel: MAIL01 of the built-in lab, or DC01 of the directory lab
+    (loaded fresh and never saved, so no state file is written beside it)."""
+    lab = load_lab(DIRECTORY_LAB, fresh=True) if channel == "directory" else load_lab()
+    host = lab.host(lab_host_name(channel))
     assert host is not None
     return host
 
@@ -158,13 +189,15 @@ class Observed:
 
 
 def observe_on_lab(kind: Kind[Any], params: KindParams, variant: Variant) -> Observed | None:
-    """Read MAIL01 of a fresh built-in lab and decide the writes; None when MAIL01 does not get
-    this variant or the kind has nothing to act on there."""
-    facts = lab_facts()
+    """Read MAIL01 of a fresh built-in lab (DC01 of the directory lab for directory kinds) and
+    decide the writes; None when that host does not get this variant or the kind has nothing to
+    act on there."""
+    facts = lab_facts(kind.channel)
     if not variant.applies(facts):
         return None
-    ctx = Context(LAB_HOST, facts, variant)
-    target = LabTarget(LAB_HOST, _lab_host())
+    name = lab_host_name(kind.channel)
+    ctx = Context(name, facts, variant)
+    target = LabTarget(name, lab_host(kind.channel))
     try:
         reads = kind.read(params, ctx)
         (result,) = target.run((Section("observe", reads),))
@@ -185,9 +218,12 @@ def requests(case: Case) -> dict[str, tuple[Call, ...]]:
 
 
 def render(section_id: str, calls: Sequence[Call]) -> str:
-    """The request as it crosses: the bundle script, or the cmdlet lines (one per call)."""
+    """The request as it crosses: the bundle script, the cmdlet lines (one per call), or the
+    directory requests as LDIF (one record or search comment per call, a blank line between)."""
     if calls and isinstance(calls[0], ScriptCall):
         return bundle_script([Section(section_id, tuple(calls))])
+    if calls and isinstance(calls[0], LdapCall):
+        return "\n".join(ldif_text(c) + "\n" for c in calls if isinstance(c, LdapCall))
     return "".join(cmdlet_text(c) + "\n" for c in calls if isinstance(c, CmdletCall))
 
 

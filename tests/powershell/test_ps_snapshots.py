@@ -1,10 +1,11 @@
 """Golden snapshots of every rendered request (DESIGN §9): a change in what crosses to a host
 shows up as a reviewed diff under tests/snapshots/, never silently.
 
-Snapshotted: the facts and service_restart bundles; per kind, variant and sample, the read,
-the plan-mode write and the write against the built-in lab host MAIL01 (``write-observed``),
-as the bundle script (``.ps1``) or the cmdlet lines (``.txt``) exactly as rendered. An empty
-file means that phase sends nothing. Regenerate on purpose only:
+Snapshotted: the facts and service_restart bundles and the directory facts (rootDSE) search; per
+kind, variant and sample, the read, the plan-mode write and the write against the built-in lab
+host MAIL01 (``write-observed``; DC01 of tests/engine/labs/directory.yml for directory kinds), as
+the bundle script (``.ps1``), the cmdlet lines (``.txt``) or LDIF (``.ldif``) exactly as
+rendered. An empty file means that phase sends nothing. Regenerate on purpose only:
 
     HARDENING_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest tests/powershell/test_ps_snapshots.py
 
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from hardening.facts import directory_facts_section
+
 from . import cases
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "snapshots"
@@ -34,8 +37,10 @@ def rendered() -> dict[str, str]:
     """Every snapshot's relative path and the text it must hold."""
     out = {f"{name}{'.ps1' if section.is_script else '.txt'}": cases.render(section.id, section.calls)
            for name, section in cases.framework_sections().items()}
+    root = directory_facts_section()
+    out["directory_facts/read.ldif"] = cases.render(root.id, root.calls)
     for case in cases.cases():
-        suffix = ".ps1" if case.kind.channel == "script" else ".txt"
+        suffix = {"script": ".ps1", "directory": ".ldif"}.get(case.kind.channel, ".txt")
         for phase, calls in cases.requests(case).items():
             name = f"{case.kind.name}/{case.variant.name}.{case.sample}.{phase}{suffix}"
             out[name] = cases.render(case.sample, calls)
