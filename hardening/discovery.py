@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import TargetError
-from .facts import ROOT_DSE_CONTEXTS, directory_facts_from
+from .facts import ROOT_DSE_CONTEXTS, Facts, directory_facts_from
 from .inventory import Host
 from .model import Bundle, LdapCall, Section, SectionResult
 from .targets.directory import DirectoryTarget
@@ -31,7 +31,6 @@ __all__ = ["ROLE_BITS", "ExchangeServer", "discover", "exchange_servers", "inven
 ROLE_BITS = {"Mailbox": 2, "ClientAccess": 4, "UnifiedMessaging": 16, "HubTransport": 32, "Edge": 64}
 SERVER_ATTRIBUTES = ("cn", "serialNumber", "versionNumber", "msExchCurrentServerRoles", "msExchServerSite",
                      "networkAddress")
-RELEASES = {(6, 5): "2003", (15, 1): "2016", (15, 2): "2019"}
 _VERSION = re.compile(r"Version\s+(\d+)\.(\d+)\s*\(Build\s+(\d+)\.(\d+)", re.IGNORECASE)
 
 
@@ -54,12 +53,8 @@ class ExchangeServer:
 
     @property
     def release(self) -> str | None:
-        """``2003``, ``2016``, ``2019`` (Exchange SE reports 15.2 too: see facts.SE_FIRST_BUILD) or None."""
-        parts = tuple(int(p) for p in (self.version or "").split(".") if p.isdigit())
-        if parts[:2] == (15, 2) and len(parts) > 2:
-            from .facts import SE_FIRST_BUILD
-            return "SE" if parts[2] >= SE_FIRST_BUILD else "2019"
-        return RELEASES.get((parts[0], parts[1])) if len(parts) >= 2 else None
+        """``2003``, ``2016``, ``2019`` or ``SE``, as the facts tell releases apart; None if unknown."""
+        return Facts(exchange_version=self.version).exchange_release
 
     def facts(self) -> dict[str, Any]:
         """The facts an inventory can declare for this server."""

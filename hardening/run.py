@@ -24,6 +24,8 @@ from . import plan as planning
 from .compare import EXACT, Comparer, State, describe_change, diff, display
 from .errors import TargetError
 from .facts import (
+    DIRECTORY_FACTS_SECTION_ID,
+    FACTS_SECTION_ID,
     Facts,
     directory_facts_from,
     directory_facts_section,
@@ -187,12 +189,12 @@ def _facts(session: _Session, host: Host, controls: Sequence[Control]) -> Facts:
         sections.append(directory_facts_section())
     results = session.run(tuple(sections)) if sections else {}
     found: dict[str, Any] = {}
-    windows = results.get(facts_section().id)
+    windows = results.get(FACTS_SECTION_ID)
     if windows is not None:
         if not windows.ok or not isinstance(windows.values[0], Mapping):
             raise TargetError(host.name, f"could not read facts: {windows.error or 'no answer'}")
         found.update(windows.values[0])
-    directory = results.get(directory_facts_section().id)
+    directory = results.get(DIRECTORY_FACTS_SECTION_ID)
     if directory is not None:
         try:
             if not directory.ok:

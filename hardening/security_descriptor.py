@@ -81,6 +81,8 @@ __all__ = [
     "rights_mask",
     "rights_names",
     "sacl_descriptor",
+    "sid_from_bytes",
+    "sid_to_bytes",
 ]
 
 
@@ -360,6 +362,22 @@ def _canonical_sid(text: str) -> str:
 
 def _sid_bytes(sid: str) -> bytes:
     return bytes(_WinSid.from_string(sid).to_bytes())
+
+
+def sid_to_bytes(sid: str) -> bytes:
+    """A SID string (``S-1-5-21-…``, any case) in its binary form (MS-DTYP 2.4.2.2), as
+    ``objectSid`` holds it; ValueError if it is not a SID."""
+    return _sid_bytes(_canonical_sid(sid))
+
+
+def sid_from_bytes(data: bytes) -> str:
+    """``S-1-5-21-…`` from a binary SID (``objectSid``); ValueError on anything else (checked here:
+    winacl reads short input as zeros)."""
+    if len(data) < 8 or data[0] != 1 or len(data) != 8 + 4 * data[1]:
+        raise ValueError(f"not a SID: {data.hex()}")
+    authority = int.from_bytes(data[2:8], "big")
+    subs = [int.from_bytes(data[8 + 4 * i:12 + 4 * i], "little") for i in range(data[1])]
+    return "S-1-" + "-".join(str(n) for n in (authority, *subs))
 
 
 def _canonical_guid(text: str) -> str:

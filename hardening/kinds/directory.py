@@ -26,14 +26,13 @@ its SMTP and POP3 virtual servers' settings in AD (``protocolCfgSMTPServer``,
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from ..compare import WELL_KNOWN_SIDS, Comparer, State
+from ..compare import Comparer, State, sid_of
 from ..model import Call, LdapCall, Outcome, Status
 from ..security_descriptor import (
     AUDIT_FAILURE,
@@ -48,6 +47,7 @@ from ..security_descriptor import (
     parse_sacl,
     rights_mask,
     sacl_descriptor,
+    sid_from_bytes,
 )
 from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, canonical_names
 
@@ -57,7 +57,6 @@ SACL_ONLY = 0x8
 SD = "nTSecurityDescriptor"
 DIRECTORY = Variant("directory", "Active Directory or Samba AD over LDAP (naming contexts read from the rootDSE)",
                     (), lambda facts: bool(facts.naming_contexts))
-SID_TEXT = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
 # Audit policy subcategories whose events SACL entries on directory objects produce.
 DS_SUBCATEGORIES = {"directory service access": "0CCE923B-69AE-11D9-BED3-505054503030",
                     "directory service changes": "0CCE923C-69AE-11D9-BED3-505054503030"}
@@ -79,15 +78,6 @@ InheritanceName = Literal["None", "All", "Descendents", "SelfAndChildren", "Chil
 def ldap_escape(value: str) -> str:
     """A value for an LDAP filter (RFC 4515): ``* ( ) \\ NUL`` escaped."""
     return "".join(f"\\{ord(ch):02x}" if ch in "*()\\\0" else ch for ch in value)
-
-
-def sid_from_bytes(data: bytes) -> str:
-    """``S-1-5-21-…`` from a binary SID (objectSid)."""
-    if len(data) < 8 or data[0] != 1 or len(data) != 8 + 4 * data[1]:
-        raise ValueError(f"not a SID: {data.hex()}")
-    authority = int.from_bytes(data[2:8], "big")
-    subs = [int.from_bytes(data[8 + 4 * i:12 + 4 * i], "little") for i in range(data[1])]
-    return "S-1-" + "-".join(str(n) for n in (authority, *subs))
 
 
 def _guid(value: Any) -> Any:
@@ -175,11 +165,7 @@ def _principal_filter(principal: str) -> str:
 def known_sid(principal: str) -> str | None:
     """The SID of a SID string, a well-known name or an SDDL alias, without asking the directory."""
     text = principal.strip()
-    if SID_TEXT.match(text):
-        return text.upper()
-    if text.upper() in SDDL_SID_ALIASES and len(text) == 2:
-        return SDDL_SID_ALIASES[text.upper()]
-    return WELL_KNOWN_SIDS.get(text.casefold())
+    return sid_of(text) or (SDDL_SID_ALIASES.get(text.upper()) if len(text) == 2 else None)
 
 
 class AdAuditRule(Kind[AdAuditRuleParams]):

@@ -126,6 +126,7 @@ from ...security_descriptor import (
     ace_from_bytes,
     ace_from_sddl,
     parse_sacl,
+    sid_to_bytes,
 )
 from .common import LabLdapError, LdapHandler, State, StateSection
 
@@ -251,12 +252,7 @@ def sid_bytes(sid: str) -> bytes:
     """A SID string (S-1-5-21-...) in its binary form (MS-DTYP 2.4.2.2), as objectSid holds it."""
     if not SID_RE.match(sid):
         raise ValueError(f"{sid!r} is not a SID (S-1-...)")
-    parts = sid.split("-")
-    revision, authority, subs = int(parts[1]), int(parts[2]), [int(p) for p in parts[3:]]
-    if len(subs) > 15 or authority >= 1 << 48 or any(s >= 1 << 32 for s in subs):
-        raise ValueError(f"{sid!r} is not a SID (too many or too large sub-authorities)")
-    return (bytes((revision, len(subs))) + authority.to_bytes(6, "big")
-            + b"".join(s.to_bytes(4, "little") for s in subs))
+    return sid_to_bytes(sid)
 
 
 # --- SACL entries as stored -----------------------------------------------------------------
