@@ -42,6 +42,9 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     NOT_APPLICABLE = "not_applicable"
+    # No variant of the control's kind exists for the host's platform: the control was not checked,
+    # and a scheduler must not read that as compliant (exit code 2 unless the playbook says otherwise).
+    UNSUPPORTED = "unsupported"
 
 
 class Mode(StrEnum):
@@ -268,9 +271,10 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """0 all compliant; 2 a control failed or a host was unreachable; 3 drift found or fixed."""
+        """0 all compliant; 2 a control failed, could not be checked (``unsupported``) or a host was
+        unreachable; 3 drift found or fixed."""
         summary = self.summary
-        if summary["failed"] or summary["unreachable"]:
+        if summary["failed"] or summary["unreachable"] or summary["unsupported"]:
             return 2
         if summary["drifted"] or summary["fixed"]:
             return 3
