@@ -1,4 +1,12 @@
-"""Lab model of POP3 and IMAP4 settings (``Get/Set-PopSettings``, ``Get/Set-ImapSettings``)."""
+"""Lab model of POP3 and IMAP4 settings (``Get/Set-PopSettings``, ``Get/Set-ImapSettings``).
+
+The Set cmdlets check their parameters as the cmdlets bind them: LoginType is a LoginOptions
+name, ExtendedProtectionPolicy an ExtendedProtectionTokenCheckingMode name (None, Allow,
+Require), EnableGSSAPIAndNTLMAuth a boolean (OPS Set-PopSettings / Set-ImapSettings). The
+settings are what the scenario gives (Exchange's defaults are SecureLogin, NTLM offered and
+Extended Protection None [V] OPS; a property the scenario leaves out is absent, as from an
+Exchange that does not return it). What a setting means for clients is not simulated here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bo
 __all__ = ["CMDLETS", "SECTIONS"]
 
 LOGIN_TYPES = ["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"]
+EXTENDED_PROTECTION_POLICIES = ["None", "Allow", "Require"]
 
 
 def _settings(state: State, key: str, server: Any) -> dict[str, Any]:
@@ -27,13 +36,19 @@ def _handlers(key: str) -> tuple[CmdletHandler, CmdletHandler]:
         return [{"Server": state["computer_name"], **copy.deepcopy(_settings(state, key, args.get("Server")))}]
 
     def set_(state: State, call: CmdletCall) -> list[dict[str, Any]]:
-        args = bind(call, {"Server", "LoginType", "EnableGSSAPIAndNTLMAuth", "X509CertificateName"})
+        args = bind(call, {"Server", "LoginType", "EnableGSSAPIAndNTLMAuth", "ExtendedProtectionPolicy",
+                           "X509CertificateName"})
         settings = _settings(state, key, args.get("Server"))
         if "LoginType" in args:
             settings["LoginType"] = enum_param("LoginType", "LoginOptions", args["LoginType"], LOGIN_TYPES)
         if "EnableGSSAPIAndNTLMAuth" in args:
             settings["EnableGSSAPIAndNTLMAuth"] = bool_param("EnableGSSAPIAndNTLMAuth",
                                                              args["EnableGSSAPIAndNTLMAuth"])
+        if "ExtendedProtectionPolicy" in args:
+            settings["ExtendedProtectionPolicy"] = enum_param("ExtendedProtectionPolicy",
+                                                              "ExtendedProtectionTokenCheckingMode",
+                                                              args["ExtendedProtectionPolicy"],
+                                                              EXTENDED_PROTECTION_POLICIES)
         if "X509CertificateName" in args:
             settings["X509CertificateName"] = args["X509CertificateName"]
         return []
