@@ -86,12 +86,32 @@ class _Includes(Comparer):
         return f"add {', '.join(missing)}" if missing else None
 
 
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [] if value is None else [value]
+
+
 def _folded_set(value: Any) -> frozenset[str]:
     return frozenset(item.casefold() for item in split_list(value))
 
 
+@dataclass(frozen=True)
+class _Requires(Comparer):
+    """A requirement this control reads but does not write: met when something is there, or when
+    nothing is required (a rollback's before-state asks for nothing, so it never fails on it)."""
+
+    def equal(self, desired: Any, observed: Any) -> bool:
+        return not split_list(desired) or bool(split_list(observed))
+
+    def delta(self, before: Any, after: Any) -> str | None:
+        # Said the same way in a drift and in a fixed sentence: what the read found, what is needed.
+        needed = [str(item).strip("<>") for item in _items(after)]
+        if not needed or split_list(before):
+            return None
+        return f"none when read; needs {'; '.join(needed)}"
+
+
 INCLUDES = _Includes("holds these entries, case-insensitive (others are kept)", _folded_set, item=str)
-AT_LEAST_ONE = Comparer("at least one entry", lambda value: bool(split_list(value)))
+AT_LEAST_ONE = _Requires("at least one entry when one is required", lambda value: bool(split_list(value)))
 
 
 def uncovered(domains: Sequence[str], address_spaces: Sequence[str]) -> list[str]:

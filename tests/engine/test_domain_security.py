@@ -10,6 +10,8 @@ import pytest
 
 from hardening import Playbook, apply, check, load_lab
 from hardening.errors import PlaybookError
+from hardening.history import HistoryStore
+from hardening.rollback import rollback
 
 from .conftest import lab_host, outcomes, write_inventory, write_playbook, writes
 
@@ -41,12 +43,14 @@ def test_without_a_receive_side_apply_writes_the_rest_and_fails_saying_what_is_m
 
     drift = outcomes(check(playbook, inventory, lab=lab))[("MAIL02", "partner-domain-security")]
     assert drift.status.value == "drifted"
-    assert "ReceiveConnectors.DomainSecure is (empty), should be <at least one receive connector" in drift.message
+    assert drift.message.startswith("ReceiveConnectors.DomainSecure: none when read; needs at least one receive "
+                                    "connector with DomainSecureEnabled True and Tls in AuthMechanism")
 
     run = apply(playbook, inventory, lab=lab)
     outcome = outcomes(run)[("MAIL02", "partner-domain-security")]
     assert outcome.status.value == "failed"
-    assert outcome.message.startswith("written, but the re-read does not match: ReceiveConnectors.DomainSecure")
+    assert outcome.message.startswith("written, but the re-read does not match: ReceiveConnectors.DomainSecure: "
+                                      "none when read; needs at least one receive connector")
     assert run.exit_code == 2
     host = lab_host(lab, "MAIL02")
     assert writes(host) == ["Set-SendConnector", "Set-TransportConfig"]  # recorded as written, with before/after
@@ -94,3 +98,21 @@ def test_a_wildcard_partner_domain_is_refused_with_file_and_line_before_anything
         check(playbook, inventory, lab=lab)
     assert "playbook.yml:9:" in str(info.value) and "'*': Domain Security (mutual TLS)" in str(info.value)
     assert lab_host(lab, "MAIL01").received == []
+
+
+def test_a_rollback_restores_the_connector_keeps_the_lists_and_does_not_fail_on_the_receive_side(
+        tmp_path: Path) -> None:
+    lab = load_lab()
+    inventory = write_inventory(tmp_path, ["MAIL01"])
+    store = HistoryStore(tmp_path / "history.sqlite")
+    applied = apply(_playbook(tmp_path, RECEIVE_SIDE, PARTNER), inventory, lab=lab)
+    store.record(applied)
+    run, refusals = rollback(store, applied.run_id, inventory, control="partner-domain-security", lab=lab)
+    assert refusals == [] and run is not None
+    [outcome] = run.outcomes
+    assert outcome.status.value == "fixed", outcome.message
+    host = lab_host(lab, "MAIL01")
+    partner = next(c for c in host.state["send_connectors"] if c["Name"] == "Partner Fabrikam")
+    assert partner["DomainSecureEnabled"] is False
+    # The lists compare as "holds at least": a rollback does not remove what the control added.
+    assert host.state["transport_config"]["TLSSendDomainSecureList"] == ["tailspintoys.com", "fabrikam.com"]

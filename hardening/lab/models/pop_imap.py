@@ -11,6 +11,7 @@ Exchange that does not return it). What a setting means for clients is not simul
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from ...model import CmdletCall
@@ -74,3 +75,41 @@ CMDLETS: dict[str, CmdletHandler] = {
     "get-imapsettings": _get_imap,
     "set-imapsettings": _set_imap,
 }
+
+
+# --- consequences: what a POP3/IMAP4 login setting exposes ---------------------------------------
+
+# The Client Access (front-end) service clients connect to, per protocol [V] (EXD configure-pop3.md,
+# configure-imap4.md).
+FRONTEND_SERVICES = {"pop3": "MSExchangePOP3", "imap4": "MSExchangeIMAP4"}
+PROTOCOL_NAMES = {"pop3": "POP3", "imap4": "IMAP4"}
+
+
+def clear_text_logins(host: str, state: Mapping[str, Any]) -> list[str]:
+    """Sentences for each protocol of a host that accepts user names and passwords in clear text.
+
+    Modelled from Microsoft's description of LoginType [V] (Exchange 2010 help "Configure
+    Authentication for POP3 and IMAP4"; that it holds on 2016+ is [I]), not from any kind:
+    ``PlainTextLogin`` sends credentials unencrypted unless the connection uses TLS, so a client
+    on the unencrypted-or-STARTTLS binding (110/143) may log on in clear text; ``PlainTextAuthentication``
+    allows Basic only on TLS/SSL connections and ``SecureLogin`` needs TLS before authenticating,
+    so neither exposes credentials. Only a protocol whose front-end service runs and that has an
+    unencrypted-or-TLS binding counts (a stopped service accepts nothing). Inferred, not modelled:
+    the running service's copy of the setting (the lab keeps only the configured one, so a change
+    still waiting for its restart counts as live here), and which clients really send clear text.
+    """
+    services = {str(k).casefold(): v for k, v in (state.get("services") or {}).items()}
+    out = []
+    for key in ("pop3", "imap4"):
+        settings = state.get(key)
+        service = services.get(FRONTEND_SERVICES[key].casefold()) or {}
+        if not settings or service.get("status") != "Running":
+            continue
+        login = str(settings.get("LoginType", "SecureLogin"))
+        bindings = settings.get("UnencryptedOrTLSBindings")
+        bound = [bindings] if isinstance(bindings, str) else list(bindings or [])
+        if login.casefold() == "plaintextlogin" and bound:
+            out.append(f"{host}: {PROTOCOL_NAMES[key]} accepts user names and passwords in clear text on "
+                       f"{', '.join(str(b) for b in bound)} (LoginType PlainTextLogin, {FRONTEND_SERVICES[key]} "
+                       "running): a client that does not start TLS sends its credentials readable on the network")
+    return out

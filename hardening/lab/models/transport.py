@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ...model import AddRemove, CmdletCall
@@ -357,3 +358,75 @@ CMDLETS: dict[str, CmdletHandler] = {
     "get-transportconfig": _get_transport_config,
     "set-transportconfig": _set_transport_config,
 }
+
+
+# --- consequences: whether Domain Security (mutual TLS) can work -------------------------------------
+
+
+def _smtp_domains(connector: Mapping[str, Any]) -> list[str]:
+    """The exact domains of a send connector's SMTP address spaces (``SMTP:fabrikam.com;1``);
+    ``*``, ``--`` and ``*.x`` name no single partner and are left out."""
+    out = []
+    for space in connector.get("AddressSpaces") or []:
+        kind, _, rest = str(space).partition(":")
+        domain = rest.rsplit(";", 1)[0].strip()
+        if kind.casefold() == "smtp" and domain and "*" not in domain and domain != "--":
+            out.append(domain)
+    return out
+
+
+def _accepts_mutual_tls(connector: Mapping[str, Any]) -> bool:
+    auth = {a.strip().casefold() for a in str(connector.get("AuthMechanism") or "").split(",")}
+    return connector.get("DomainSecureEnabled") is True and "tls" in auth and "externalauthoritative" not in auth
+
+
+def _receivers(host: str, state: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]]) -> list[str] | None:
+    """The receive connectors that can take the partner's mail over mutual TLS: the organisation's
+    own, and those of each Edge subscription that is a lab host (an Edge subscription gives its
+    connectors EdgeSync names and the Edge as source server [V] EXD network-ports.md). None when an
+    Edge that is not a lab host receives for the organisation: the model cannot tell."""
+    found = [str(c.get("Identity")) for c in state.get("receive_connectors") or [] if _accepts_mutual_tls(c)]
+    edges = {str(s) for c in state.get("send_connectors") or [] if str(c.get("Name", "")).casefold().startswith(
+        "edgesync - ") for s in c.get("SourceTransportServers") or []}
+    for edge in sorted(edges):
+        edge_state = next((v for k, v in hosts.items() if k.casefold() == edge.casefold()), None)
+        if edge_state is None:
+            return None
+        found += [f"{edge}\\{c.get('Name')}" for c in edge_state.get("receive_connectors") or []
+                  if _accepts_mutual_tls(c)]
+    return found
+
+
+def mutual_tls_problems(host: str, state: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Sentences for each send connector with DomainSecureEnabled whose partner domain cannot get
+    mutual TLS, with everything that is missing.
+
+    Modelled from Microsoft's list of what mutual TLS needs [V] (OPS Set-TransportConfig
+    -TLSReceiveDomainSecureList, Set-SendConnector -DomainSecureEnabled, Set-ReceiveConnector
+    -DomainSecureEnabled), not from any kind: DNS routing on the send connector; the domain, by its
+    exact name, in both TLSSendDomainSecureList and TLSReceiveDomainSecureList; and a receive
+    connector with DomainSecureEnabled and Tls (no ExternalAuthoritative). Each lab host is its own
+    organisation (its transport configuration and connectors), as this family's model says above.
+    Only connectors whose address spaces name a domain are judged: which domains reach a ``*``
+    connector depends on routing the lab does not simulate [I]. Certificates, DNS and the partner's
+    own side are not modelled.
+    """
+    config = state.get("transport_config") or {}
+    lists = {name: {str(d).casefold() for d in config.get(name) or []} for name in DOMAIN_SECURE_LISTS}
+    receivers = _receivers(host, state, hosts)
+    out = []
+    for connector in state.get("send_connectors") or []:
+        if connector.get("DomainSecureEnabled") is not True:
+            continue
+        for domain in _smtp_domains(connector):
+            missing = []
+            if connector.get("DNSRoutingEnabled") is False:
+                missing.append("the connector routes through smart hosts, not DNS")
+            missing += [f"{domain} is not in {name}" for name in DOMAIN_SECURE_LISTS
+                        if domain.casefold() not in lists[name]]
+            if receivers is not None and not receivers:
+                missing.append("no receive connector has DomainSecureEnabled with Tls")
+            if missing:
+                out.append(f"{host}: mutual TLS with {domain} through '{connector.get('Name')}' cannot work: "
+                           + "; ".join(missing))
+    return out
