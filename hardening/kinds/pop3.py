@@ -107,7 +107,9 @@ class PopImapLogin(Kind[PopImapLoginParams]):
       terminates TLS before Exchange breaks channel binding for everyone [I] (as for Exchange's
       HTTP Extended Protection, where TLS offloading is not supported). Whether Require also
       rejects Basic inside TLS, or only NTLM without a channel binding token, is [U]. Allow is the
-      safe step; Require only after the POP/IMAP clients are known.
+      safe step; Require only after the POP/IMAP clients are known. POP3/IMAP4 have only this
+      policy: ``ExtendedProtectionFlags`` and the SPN list exist for the virtual directories and
+      Outlook Anywhere, not for Set-PopSettings/Set-ImapSettings [V] (cmdlet catalogue).
 
     **No setting here refuses Basic inside TLS** (procedures §11.16, [U]): no LoginType and no
     combination with the other two does. Refusing Basic entirely takes something else: an Exchange
