@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "AddRemove",
     "Bundle",
     "Call",
     "Change",
@@ -75,7 +76,19 @@ class Switch:
         return hash(Switch)
 
 
-ParamValue = str | int | bool | tuple[str, ...] | Switch | None
+@dataclass(frozen=True)
+class AddRemove:
+    """A multi-valued parameter's change that keeps the other entries: PowerShell's
+    ``@{Add='a','b'; Remove='c'}``, which Exchange's MultiValuedProperty parameters accept [V]
+    (OPS, e.g. Set-TransportConfig -TLSSendDomainSecureList). Sent as a Hashtable, not a list: a
+    list replaces the whole property, so two writes computed from the same read would undo each
+    other's additions."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+ParamValue = str | int | bool | tuple[str, ...] | AddRemove | Switch | None
 
 
 @dataclass(frozen=True)

@@ -314,7 +314,8 @@ def test_a_lab_fault_fails_the_control_and_hides_nothing_else(cli: Cli, lab_dir:
                    if h["name"] == "MAIL01" and o["control"] == "pop3-secure-login")
     assert message in outcome["message"]
     assert outcome["before"] == outcome["after"], "the failed write changed nothing"
-    assert [c["path"] for c in outcome["changes"]] == ["MAIL01\\POP3.LoginType"]
+    assert [c["path"] for c in outcome["changes"]] == ["MAIL01\\POP3.LoginType",
+                                                       "MAIL01\\POP3.ExtendedProtectionPolicy"]
 
     failures = ET.parse(junit).getroot().findall(".//testcase/failure[@type='failed']")
     assert len(failures) == 1 and message in (failures[0].get("message") or "")

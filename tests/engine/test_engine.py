@@ -277,6 +277,7 @@ def test_fault_on_set_popsettings(tmp_path: Path, lab_inventory: Inventory, base
     assert pop3.status is Status.FAILED
     assert pop3.message == "write failed: Active Directory operation failed on DC01."
     assert pop3.after == {"MAIL01\\POP3": {"LoginType": "PlainTextLogin", "EnableGSSAPIAndNTLMAuth": True,
+                                          "ExtendedProtectionPolicy": "None",
                                           "X509CertificateName": "mail01.contoso.com"}}
     assert pop3.restarted == () and pop3.pending_restarts == ()
     mail01 = lab_host(lab, "MAIL01")
