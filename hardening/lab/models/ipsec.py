@@ -23,7 +23,23 @@ mode SA (``Get-NetIPsecMainModeSA``) with such a peer while one of its enabled r
 (Request or Require, either direction) of traffic with it; traffic is assumed to flow [I] (Exchange
 talks to its domain controllers all the time). Which proposal they agree on is not modelled.
 
-:func:`consequences` says what the rules break, by its own reading of Windows (not the kind's):
+:func:`consequences` says what the rules break, by its own reading of Windows (not the kind's
+decision code). It probes flows: from the host to each peer on the services a mail server uses
+there (DNS, Kerberos, NTP, RPC, LDAP, SMB, LDAPS, the Global Catalog, dynamic RPC, WinRM) and from
+the peer to the host (RPC, SMB, dynamic RPC; WinRM from the controller). A rule asks a flow the
+security of the direction the flow starts in (outbound for the host's connections, inbound for
+the peer's [I]) when it is enabled and its protocol, ports, addresses and profile match (the host
+is taken to be on the Domain profile [I]); where rules overlap, the strictest counts [I]. Request
+does not stop traffic: it is sent in the clear while IPsec is negotiated [V] (WFP "Negotiation
+Discovery"); Require drops what is not protected [V] (MS-FASP FW_CS_RULE_ACTION_SECURE).
+
+- ``ipsec-window``: some moment of a write asked IPsec of a flow that neither the rule before nor
+  the rule after that write asks it of (the rule existed, however briefly, broader than desired).
+- ``domain-controllers``: Require towards a domain controller that does not negotiate with the
+  host (that traffic is dropped); or Require, authenticated by Kerberos, on Kerberos itself to a
+  domain controller (the ticket the authentication needs cannot be fetched) [I].
+- ``management``: inbound Require on the port the run manages the host through, from the
+  controller, which is not taken to negotiate IPsec [I].
 """
 
 from __future__ import annotations
@@ -31,7 +47,8 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -481,3 +498,168 @@ SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
     ("ipsec_rule", "read"): _read,
     ("ipsec_rule", "write"): _write,
 }
+
+
+# --- what the rules break (the rehearsal)
+
+# (protocol, port, service): what a mail server reaches on a domain controller or another server,
+# and what those reach on it; the source port of a connection is an ephemeral one.
+OUTBOUND_SERVICES = (("UDP", 53, "DNS"), ("TCP", 53, "DNS"), ("UDP", 88, "Kerberos"), ("TCP", 88, "Kerberos"),
+                     ("UDP", 123, "NTP"), ("TCP", 135, "RPC"), ("UDP", 389, "LDAP"), ("TCP", 389, "LDAP"),
+                     ("TCP", 445, "SMB"), ("UDP", 464, "Kerberos password"), ("TCP", 464, "Kerberos password"),
+                     ("TCP", 636, "LDAPS"), ("TCP", 3268, "Global Catalog"), ("TCP", 3269, "Global Catalog over SSL"),
+                     ("TCP", 5985, "WinRM"), ("TCP", 5986, "WinRM over HTTPS"), ("TCP", 49152, "dynamic RPC"))
+INBOUND_SERVICES = (("TCP", 135, "RPC"), ("TCP", 445, "SMB"), ("TCP", 49152, "dynamic RPC"))
+EPHEMERAL = 50000
+LEVELS = {"None": 0, "Request": 1, "Require": 2}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic between the host and a peer: who starts it, protocol, the host's and the peer's port."""
+
+    outbound: bool
+    protocol: str
+    local_port: int
+    remote_port: int
+    peer: str
+    service: str
+
+    def __str__(self) -> str:
+        port = self.remote_port if self.outbound else self.local_port
+        return f"{self.protocol} {port} ({self.service}) {'to' if self.outbound else 'from'} {self.peer}"
+
+
+def _flows(peer: str, extra_ports: Iterable[tuple[str, int]] = ()) -> list[Flow]:
+    out = [Flow(True, protocol, EPHEMERAL, port, peer, service) for protocol, port, service in OUTBOUND_SERVICES]
+    out += [Flow(False, protocol, port, EPHEMERAL, peer, service) for protocol, port, service in INBOUND_SERVICES]
+    out += [Flow(outbound, protocol, EPHEMERAL if outbound else port, port if outbound else EPHEMERAL, peer,
+                 "a port the rule names") for protocol, port in extra_ports for outbound in (True, False)]
+    return out
+
+
+def _asks(rule: Mapping[str, Any] | None, flow: Flow, own: str | None) -> int:
+    """The security level one rule asks of a flow (0: it does not match, or asks nothing)."""
+    if rule is None or not rule["enabled"] or rule["protocol"] not in ("Any", flow.protocol):
+        return 0
+    if "Any" not in rule["profile"] and "Domain" not in rule["profile"]:
+        return 0
+    if not _port_matches(rule["local_ports"], flow.local_port) or not _port_matches(rule["remote_ports"],
+                                                                                     flow.remote_port):
+        return 0
+    if own is not None and not _address_matches(rule["local_addresses"], own, own):
+        return 0
+    if not _address_matches(rule["remote_addresses"], flow.peer, own):
+        return 0
+    return LEVELS.get(rule["outbound_security"] if flow.outbound else rule["inbound_security"], 0)
+
+
+def _kerberos_authenticated(ipsec: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    """A rule's computers authenticate with Kerberos: its set offers MachineKerberos, or it names
+    none (Windows' default phase 1 set is computer Kerberos [I])."""
+    key = _find(ipsec["phase1_auth_sets"], rule["phase1_auth_set"]) if rule["phase1_auth_set"] else None
+    if key is None:
+        return True
+    return any(p["method"] == "MachineKerberos" for p in ipsec["phase1_auth_sets"][key]["proposals"])
+
+
+def _sample_address(token: str) -> str | None:
+    """An address inside a stored address (a subnet's first host, a range's first), for probing."""
+    if token == "Any" or token[:1].isalpha():
+        return None
+    if "/" in token:
+        net = ipaddress.ip_network(token, strict=False)
+        return str(net.network_address + 1) if net.num_addresses > 1 else str(net.network_address)
+    return token.split("-", 1)[0]
+
+
+def _rule_ports(rules: Iterable[Mapping[str, Any] | None]) -> set[tuple[str, int]]:
+    out: set[tuple[str, int]] = set()
+    for rule in rules:
+        if rule is None:
+            continue
+        for token in (*rule["local_ports"], *rule["remote_ports"]):
+            match = _SPAN.fullmatch(str(token))
+            if match is not None:
+                out |= {(p, int(match.group(1))) for p in ("TCP", "UDP") if rule["protocol"] in ("Any", p)}
+    return out
+
+
+# The services a window sentence names first: what the issue is about (authentication, management).
+FIRST_NAMED = ("Kerberos", "DNS", "WinRM", "WinRM over HTTPS")
+
+
+def _window(host: str, trace: Mapping[str, Any], peers: Mapping[str, str], own: str | None) -> str | None:
+    """The sentence for a write that passed through a rule broader than both its ends, if it did.
+    ``peers``: address → how to name it."""
+    moments = list(trace.get("moments") or [])
+    if len(moments) < 2:
+        return None
+    before, after = trace.get("before"), moments[-1]
+    states = [before, *moments]
+    sampled = {a for r in states if r is not None for a in map(_sample_address, r["remote_addresses"]) if a}
+    extra = _rule_ports(states)
+    services: dict[str, set[str]] = {}
+    hit: set[str] = set()
+    required = False
+    for moment in moments[:-1]:
+        for peer in sorted({*peers, *sampled}):
+            for flow in _flows(peer, extra):
+                level = _asks(moment, flow, own)
+                if level > max(_asks(before, flow, own), _asks(after, flow, own)):
+                    port = flow.remote_port if flow.outbound else flow.local_port
+                    services.setdefault(flow.service, set()).add(f"{flow.protocol} {port}")
+                    hit.add(peer)
+                    required = required or level == 2
+    if not services:
+        return None
+    order = sorted(services, key=lambda s: (FIRST_NAMED.index(s) if s in FIRST_NAMED else len(FIRST_NAMED), s))
+    named = [f"{s} ({', '.join(sorted(services[s]))})" for s in order[:4]]
+    more = f" and {len(order) - 4} more services" if len(order) > 4 else ""
+    who = ", ".join(peers.get(p, p) for p in sorted(hit))
+    return (f"while {trace.get('rule')} was written it {'required' if required else 'requested'} IPsec for traffic "
+            f"that neither the rule before nor the rule after the write asks it of: {'; '.join(named)}{more}, with "
+            f"{who}; for a moment that traffic needed IPsec")
+
+
+def ipsec_findings(host: str, state: Mapping[str, Any], domain_controllers: Mapping[str, str],
+                   addresses: Mapping[str, str], networks: Mapping[str, str],
+                   management_ports: Sequence[int]) -> list[tuple[str, str]]:
+    """(what, sentence) for everything this host's IPsec rules break or broke (see the module)."""
+    ipsec = state.get("ipsec") or {}
+    rules = [r for r in ipsec.get("rules") or [] if r["enabled"]]
+    own = state.get("address") or addresses.get(host)
+    found: list[tuple[str, str]] = []
+    peers = {a: f"{n} ({a})" for n, a in networks.items() if "/" not in a}
+    peers.update({a: f"{n} ({a})" for n, a in addresses.items() if n != host})
+    peers.update({a: f"{n} ({a})" for n, a in domain_controllers.items()})
+    for trace in ipsec.get("writes") or []:
+        sentence = _window(host, trace, peers, own)
+        if sentence is not None:
+            found.append(("ipsec-window", sentence))
+    for name, address in domain_controllers.items():
+        flows = _flows(address)
+        required = [f for f in flows if max((_asks(r, f, own) for r in rules), default=0) == 2]
+        if not required:
+            continue
+        if not _negotiates(ipsec, address):
+            shown = ", ".join(f"{f.protocol} {f.remote_port if f.outbound else f.local_port}" for f in required[:6])
+            found.append(("domain-controllers", f"{host} requires IPsec with {name} ({address}) for {shown}"
+                          f"{' …' if len(required) > 6 else ''}, and {name} does not negotiate IPsec with it: that "
+                          "traffic to the domain controller is dropped"))
+            continue
+        kerberos = [f for f in required if f.outbound and f.remote_port == 88
+                    and any(_asks(r, f, own) == 2 and _kerberos_authenticated(ipsec, r) for r in rules)]
+        if kerberos:
+            found.append(("domain-controllers", f"{host} requires IPsec, authenticated by Kerberos, for Kerberos "
+                          f"itself ({', '.join(f.protocol + ' 88' for f in kerberos)}) with {name} ({address}): "
+                          "the Kerberos ticket that authentication needs cannot be fetched"))
+    controller = networks.get("controller")
+    if controller and "/" not in controller and not _negotiates(ipsec, controller):
+        for port in management_ports:
+            flow = Flow(False, "TCP", port, EPHEMERAL, controller, "WinRM")
+            if max((_asks(r, flow, own) for r in rules), default=0) == 2:
+                found.append(("management", f"{host} requires IPsec inbound on TCP {port}, the port hardening "
+                              f"manages it through, from the controller {controller}, which does not negotiate "
+                              "IPsec: management is lost"))
+    return found
