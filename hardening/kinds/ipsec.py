@@ -22,7 +22,7 @@ Two rules of this module keep a write from ever demanding IPsec where nobody ask
   matches and the security levels None < Request < Require.
 - **Require only after the peers negotiate.** A move to Require (either direction) is held at
   Request until the read shows, under the rule as it stands, a main mode security association
-  (``Get-NetIPsecMainModeSA``, RemoteEndpoint) with every peer; see :func:`require_blockers`.
+  (``Get-NetIPsecMainModeSA``, RemoteEndpoint) with every peer; see :func:`require_gate`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ from .firewall import (
 if TYPE_CHECKING:
     from ..inventory import Host
 
-__all__ = ["FAMILY_KINDS", "IpsecRule", "QuickModeProposal", "Scope", "require_blockers", "transition"]
+__all__ = ["FAMILY_KINDS", "IpsecRule", "QuickModeProposal", "RequireGate", "Scope", "held_back", "require_gate",
+           "transition"]
 
 Security = Literal["None", "Request", "Require"]
 Encryption = Literal["None", "DES", "DES3", "AES128", "AES192", "AES256", "AESGCM128", "AESGCM192", "AESGCM256"]
@@ -82,6 +83,7 @@ AUTH_METHODS = {"machinekerberos": "MachineKerberos", "machinekerb": "MachineKer
 OBJECT_PREFIX = "ipsec rule "
 SETS_OBJECT = "_ipsec_sets"
 PREFLIGHT = "RequirePreflight"
+GATE = "_require_gate"
 OPT_OUT = "require_without_negotiation"
 
 
@@ -201,8 +203,10 @@ class IpsecRuleParams(KindParams):
 
     @property
     def gated(self) -> bool:
-        """Whether a move to Require waits for the peers' main mode SAs."""
-        return "Require" in (self.inbound_security, self.outbound_security) and not self.require_without_negotiation
+        """Whether a move to Require waits for the peers' main mode SAs (a rule kept disabled
+        governs nothing, so it does not wait; enabling it later is a move to Require)."""
+        return (self.enabled and "Require" in (self.inbound_security, self.outbound_security)
+                and not self.require_without_negotiation)
 
 
 def _auth_key(value: Any) -> tuple[tuple[str, ...], ...]:
@@ -473,47 +477,105 @@ def _covers(tokens: Sequence[str], address: str) -> bool:
     return False
 
 
-def require_blockers(rule: Mapping[str, Any], want: Mapping[str, Any], peers: Sequence[str],
-                     negotiated: Sequence[str] | None, labels: Mapping[str, str]) -> list[str]:
-    """What keeps an existing rule from moving to Require now, one sentence fragment each; empty
-    when nothing does, or when no direction moves to Require.
+DIRECTIONS = ("InboundSecurity", "OutboundSecurity")
+
+
+@dataclass(frozen=True)
+class RequireGate:
+    """What a write may do about Require now: ``blockers`` say why not (sentence fragments, the
+    last one saying what is held; empty: nothing waits), ``hold`` the directions kept at Request,
+    ``held_peers`` the peers kept out of a rule already at Require."""
+
+    blockers: tuple[str, ...] = ()
+    hold: tuple[str, ...] = ()
+    held_peers: tuple[str, ...] = ()
+
+
+def _effective(rule: Mapping[str, Any], direction: str) -> str:
+    """The security a rule asks in one direction: a disabled rule asks nothing."""
+    return _security(rule.get(direction)) if BOOL.key(rule.get("Enabled", True)) else "None"
+
+
+def require_gate(rule: Mapping[str, Any], want: Mapping[str, Any], peers: Sequence[str],
+                 negotiated: Sequence[str] | None, labels: Mapping[str, str]) -> RequireGate:
+    """Whether an existing rule may get Require where it is wanted, and what waits if not.
 
     ``rule`` is the rule as observed, ``want`` as desired, ``peers`` the desired remote addresses
     (host names resolved), ``negotiated`` the RemoteEndpoints of the host's main mode SAs (None:
     not read) and ``labels`` how to name a peer address (``dc02.contoso.com (10.0.20.2)``).
 
-    A peer has negotiated when a main mode SA with it exists [V] WPS Get-NetIPsecMainModeSA
-    ("which computers have connections with this computer") while the rule is enabled, requests
-    IPsec in some direction, already covers that peer and keeps its authentication and key module:
-    an SA made with other settings says nothing of the new ones. A subnet, range or keyword cannot
-    be vouched for by SAs (every host in it would have to negotiate). [I] An SA is dropped after
-    some idle minutes and renewed by traffic: a peer that has exchanged nothing lately shows no SA,
-    which holds Require back too (the safe way round).
+    - A direction that moves to Require (it asks less now, or the rule is disabled) waits until
+      every peer shows a main mode SA under the rule as it stands: enabled, requesting IPsec,
+      already covering the peer, with the authentication and key module it keeps. Until then that
+      direction stays at Request.
+    - A change of authentication, key module or quick mode offers on a rule at Require goes through
+      Request too (lowered before the sets change): an SA made with the old settings says nothing
+      of the new ones.
+    - A peer added to a direction already at Require must have a main mode SA (under any rule);
+      until then it is left out of the rule (or, if no desired peer would be left, the rule goes
+      to Request with all of them).
+
+    A main mode SA is how Windows shows that two computers negotiated [V] WPS Get-NetIPsecMainModeSA
+    ("which computers have connections with this computer"). A subnet, range or keyword cannot be
+    vouched for by SAs (every host in it would have to negotiate). [I] An SA is dropped after some
+    idle minutes and renewed by traffic: a peer that has exchanged nothing lately shows no SA, which
+    holds Require back too (the safe way round). Ports or protocols widened on a rule already at
+    Require are not held: its peers negotiate already, or their traffic is already dropped.
     """
-    moving = [d for d in ("InboundSecurity", "OutboundSecurity")
-              if _security(want.get(d)) == "Require" and _security(rule.get(d)) != "Require"]
-    if not moving:
-        return []
-    out: list[str] = []
+    wanted = [d for d in DIRECTIONS if _security(want.get(d)) == "Require"]
+    if not wanted:
+        return RequireGate()
     current = scope_of(rule)
-    if not current.enabled:
-        out.append("the rule is disabled, so no peer has negotiated under it")
-    elif current.inbound == "None" and current.outbound == "None":
-        out.append("the rule requests IPsec in neither direction yet")
-    if "Authentication" in want and not AUTHENTICATION.equal(want["Authentication"], rule.get("Authentication")):
-        out.append("its computer authentication changes in this run, and no peer has negotiated with the new one")
-    if "KeyModule" in want and not TEXT.equal(want["KeyModule"], rule.get("KeyModule")):
-        out.append("its key module changes in this run, and no peer has negotiated with the new one")
     have = {canonical_address(p) for p in negotiated or ()}
-    for peer in dict.fromkeys(canonical_address(p) for p in peers):
-        name = labels.get(peer, peer)
-        if not _one_address(peer):
-            out.append(f"{name} is a subnet, range or keyword: main mode SAs cannot show that every host in it "
-                       "negotiates")
-        elif not _covers(current.remote_addresses, peer):
-            out.append(f"{name} is not among the rule's peers yet")
-        elif peer not in have:
-            out.append(f"no main mode SA with {name}")
+    desired = list(dict.fromkeys(canonical_address(p) for p in peers))
+    settings = []
+    if "Authentication" in want and not AUTHENTICATION.equal(want["Authentication"], rule.get("Authentication")):
+        settings.append("its computer authentication changes in this run, and no peer has negotiated with the new one")
+    if "KeyModule" in want and not TEXT.equal(want["KeyModule"], rule.get("KeyModule")):
+        settings.append("its key module changes in this run, and no peer has negotiated with the new one")
+    if ("Encryption" in want and not ENCRYPTION.equal(want["Encryption"], rule.get("Encryption"))) or \
+            ("PerfectForwardSecrecy" in want and not TEXT.equal(want["PerfectForwardSecrecy"],
+                                                               rule.get("PerfectForwardSecrecy"))):
+        settings.append("its quick mode offers change in this run, and no peer has negotiated with the new ones")
+    moving = wanted if settings else [d for d in wanted if _effective(rule, d) != "Require"]
+    if moving:
+        reasons = list(settings)
+        if not current.enabled:
+            reasons.insert(0, "the rule is disabled, so no peer has negotiated under it")
+        elif current.inbound == "None" and current.outbound == "None":
+            reasons.insert(0, "the rule requests IPsec in neither direction yet")
+        for peer in desired:
+            name = labels.get(peer, peer)
+            if not _one_address(peer):
+                reasons.append(f"{name} is a subnet, range or keyword: main mode SAs cannot show that every host in it "
+                               "negotiates")
+            elif not _covers(current.remote_addresses, peer):
+                reasons.append(f"{name} is not among the rule's peers yet")
+            elif peer not in have:
+                reasons.append(f"no main mode SA with {name}")
+        if not reasons:
+            return RequireGate()
+        return RequireGate((*reasons, "the rule stays at Request"), tuple(moving))
+    held = [p for p in desired if not _covers(current.remote_addresses, p) and (not _one_address(p) or p not in have)]
+    if not held:
+        return RequireGate()
+    reasons = [f"{labels.get(p, p)} is a subnet, range or keyword: main mode SAs cannot show that every host in it "
+               "negotiates" if not _one_address(p) else f"no main mode SA with {labels.get(p, p)}" for p in held]
+    if len(held) == len(desired):
+        return RequireGate((*reasons, "the rule goes to Request with its new peers"), tuple(wanted))
+    names = ", ".join(labels.get(p, p) for p in held)
+    return RequireGate((*reasons, f"{names} {'is' if len(held) == 1 else 'are'} left out of the rule at Require "
+                        "for now"), (), tuple(held))
+
+
+def held_back(want: Mapping[str, Any], gate: RequireGate) -> dict[str, Any]:
+    """The wanted rule with what the gate holds back: its held directions at Request, its held peers
+    left out of the remote addresses."""
+    out = dict(want)
+    for direction in gate.hold:
+        out[direction] = "Request"
+    if gate.held_peers:
+        out["RemoteAddress"] = [a for a in want["RemoteAddress"] if canonical_address(a) not in gate.held_peers]
     return out
 
 
@@ -528,8 +590,8 @@ class _PreflightComparer(Comparer):
         blockers = [str(b) for b in before or ()]
         if not blockers:
             return None
-        return (f"Require is held back and the rule stays at Request: {'; '.join(blockers)} "
-                f"({OPT_OUT}: true requires anyway, and drops the traffic of any peer that does not negotiate)")
+        return (f"Require is held back: {'; '.join(blockers)} ({OPT_OUT}: true requires anyway, and drops the "
+                "traffic of any peer that does not negotiate)")
 
 
 PREFLIGHT_COMPARER = _PreflightComparer("what keeps the rule from Require (none wanted)",
@@ -566,14 +628,16 @@ class IpsecRule(Kind[IpsecRuleParams]):
 
     **Require waits for negotiation.** A move to Require (``RequirePreflight`` in the state) is
     made only when the read shows a main mode SA with every peer under the rule as it stands, at
-    Request, with its authentication unchanged (:func:`require_blockers`). Otherwise the rule is
+    Request, with its authentication unchanged (:func:`require_gate`). Otherwise the rule is
     created or kept at Request with everything else applied, and the outcome names the peers that
     have not negotiated: ``drifted`` in check, ``failed`` in apply (exit 2) — the security the
     playbook asks for is not in force, and another apply will not put it there until the peers
     negotiate, so a scheduler must not read it as a change made (``drifted``/``fixed``, exit 3). A
-    later apply moves to Require once the SAs show. ``require_without_negotiation: true`` skips the
-    wait (and is needed for subnet or keyword peers): traffic to a peer that does not negotiate is
-    then dropped at once.
+    later apply moves to Require once the SAs show. The same wait applies to enabling a disabled
+    rule at Require, to a new authentication or key module on a rule at Require (it goes through
+    Request), and to a peer added to a rule already at Require (left out until it shows an SA).
+    ``require_without_negotiation: true`` skips the wait (and is needed for subnet or keyword
+    peers): traffic to a peer that does not negotiate is then dropped at once.
 
     **Anti-lockout**: inbound Require from a keyword address (Any, LocalSubnet …) over the WinRM
     port the inventory connects on, or Exchange's remote PowerShell (80/443), is refused before
@@ -683,7 +747,9 @@ class IpsecRule(Kind[IpsecRuleParams]):
             peers = resolve_addresses(params.remote_addresses, resolved, ctx.host)
             want = {"InboundSecurity": params.inbound_security, "OutboundSecurity": params.outbound_security,
                     "Authentication": self._authentication(params), "KeyModule": params.key_module}
-            props[PREFLIGHT] = require_blockers(props, want, peers, negotiated, _peer_labels(resolved))
+            gate = require_gate(props, want, peers, negotiated, _peer_labels(resolved))
+            props[PREFLIGHT] = list(gate.blockers)
+            props[GATE] = {"hold": list(gate.hold), "held_peers": list(gate.held_peers)}
         return {self._object(params): props, **sets}
 
     def _authentication(self, params: IpsecRuleParams) -> list[dict[str, Any]]:
@@ -718,7 +784,8 @@ class IpsecRule(Kind[IpsecRuleParams]):
         want = dict(desired[key] or {})
         seen = None if observed is None else observed.get(key)
         sets = {} if observed is None else dict(observed.get(SETS_OBJECT) or {})
-        data: dict[str, Any] = {"name": params.name, "phase1": None, "quickmode": None, "create": None, "steps": []}
+        data: dict[str, Any] = {"name": params.name, "lower": [], "phase1": None, "quickmode": None, "create": None,
+                                "steps": []}
         if seen is not None and str(seen.get("_source") or "").casefold() == "grouppolicy":
             changed = [p for p in want if p != PREFLIGHT and not self.comparers[p].equal(want[p], seen.get(p))]
             if changed:
@@ -740,12 +807,22 @@ class IpsecRule(Kind[IpsecRuleParams]):
                                          observed is None or proposals_differ) else None, "pfs": pfs}
         held = PREFLIGHT in want and (seen is None or not PREFLIGHT_COMPARER.equal(want[PREFLIGHT],
                                                                                  seen.get(PREFLIGHT)))
-        target = held_at_request(want, seen) if held else want
+        gate = _gate_of(seen, want) if held else RequireGate()
+        target = held_back(want, gate)
         if seen is None:
             data["create"] = self._create(params, target)
         else:
+            # A direction at Require that must go through Request is lowered before the sets change:
+            # a new authentication or crypto offer is never required before a peer negotiated it.
+            lower = {d: "Request" if d in gate.hold and _effective(seen, d) == "Require" else _security(seen.get(d))
+                     for d in DIRECTIONS}
+            if any(_security(seen.get(d)) != lower[d] for d in DIRECTIONS):
+                data["lower"] = [{"inbound_security": lower["InboundSecurity"],
+                                  "outbound_security": lower["OutboundSecurity"]}]
+                seen = {**seen, **lower}
             data["steps"] = self._steps(params, target, seen)
-        if data["phase1"] is None and data["quickmode"] is None and data["create"] is None and not data["steps"]:
+        if data["phase1"] is None and data["quickmode"] is None and data["create"] is None and not data["steps"] \
+                and not data["lower"]:
             if held and seen is not None:
                 raise ControlFailed(f"not changed on {ctx.host}: "
                                     f"{PREFLIGHT_COMPARER.delta(seen.get(PREFLIGHT), want[PREFLIGHT])}")
@@ -799,13 +876,14 @@ class IpsecRule(Kind[IpsecRuleParams]):
         return steps + reshape
 
 
-def held_at_request(want: Mapping[str, Any], seen: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The wanted rule with each direction that would move to Require kept at Request."""
-    out = dict(want)
-    for direction in ("InboundSecurity", "OutboundSecurity"):
-        if _security(out.get(direction)) == "Require" and (seen is None or _security(seen.get(direction)) != "Require"):
-            out[direction] = "Request"
-    return out
+def _gate_of(seen: Mapping[str, Any] | None, want: Mapping[str, Any]) -> RequireGate:
+    """The gate observe recorded for the rule; for a rule not there yet, every Require direction
+    waits (it is created at Request)."""
+    if seen is None or not isinstance(seen.get(GATE), Mapping):
+        return RequireGate(hold=tuple(d for d in DIRECTIONS if _security(want.get(d)) == "Require"))
+    record = seen[GATE]
+    return RequireGate(tuple(seen.get(PREFLIGHT) or ()), tuple(record.get("hold") or ()),
+                       tuple(record.get("held_peers") or ()))
 
 
 def _scope_values(scope: Scope) -> dict[str, Any]:

@@ -34,7 +34,7 @@ controls:
       outbound_security: Require{extra}
 """
 KEY = ("MAIL01", "ipsec-dc-require")
-DC02_PENDING = "Require is held back and the rule stays at Request: no main mode SA with dc02.contoso.com (10.0.20.2)"
+DC02_PENDING = "Require is held back: no main mode SA with dc02.contoso.com (10.0.20.2); the rule stays at Request"
 
 
 def _rule(lab: Lab, name: str = "hardening-dc-require") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from functools import cache
 
 import pytest
 
-from hardening.kinds.ipsec import Scope, narrowed, require_blockers, transition
+from hardening.kinds.ipsec import RequireGate, Scope, held_back, narrowed, require_gate, transition
 
 LEVEL = {"None": 0, "Request": 1, "Require": 2}
 FIELDS = tuple(f.name for f in fields(Scope))
@@ -192,27 +192,60 @@ WANT = {**RULE, "InboundSecurity": "Require"}
 LABELS = {"10.0.20.2": "dc02.contoso.com (10.0.20.2)"}
 
 
-def test_no_blockers_when_every_peer_negotiated_under_the_rule() -> None:
-    assert require_blockers(RULE, WANT, ["10.0.20.1", "10.0.20.2"], ["10.0.20.2", "10.0.20.1", "10.0.9.9"],
-                            LABELS) == []
+def test_nothing_waits_when_every_peer_negotiated_under_the_rule() -> None:
+    assert require_gate(RULE, WANT, ["10.0.20.1", "10.0.20.2"], ["10.0.20.2", "10.0.20.1", "10.0.9.9"],
+                        LABELS) == RequireGate()
 
 
-def test_a_peer_without_a_main_mode_sa_is_named() -> None:
-    assert require_blockers(RULE, WANT, ["10.0.20.1", "10.0.20.2"], ["10.0.20.1"], LABELS) == [
-        "no main mode SA with dc02.contoso.com (10.0.20.2)"]
+def test_a_peer_without_a_main_mode_sa_holds_the_direction_at_request() -> None:
+    assert require_gate(RULE, WANT, ["10.0.20.1", "10.0.20.2"], ["10.0.20.1"], LABELS) == RequireGate(
+        ("no main mode SA with dc02.contoso.com (10.0.20.2)", "the rule stays at Request"), ("InboundSecurity",))
 
 
-def test_no_move_to_require_no_blockers() -> None:
-    assert require_blockers(RULE, RULE, ["10.0.20.1"], [], LABELS) == []
+def test_no_move_to_require_nothing_waits() -> None:
+    assert require_gate(RULE, RULE, ["10.0.20.1"], [], LABELS) == RequireGate()
     already = {**RULE, "InboundSecurity": "Require"}
-    assert require_blockers(already, WANT, ["10.0.20.1"], [], LABELS) == []
+    assert require_gate(already, WANT, ["10.0.20.1", "10.0.20.2"], [], LABELS) == RequireGate()
 
 
 def test_what_an_sa_cannot_vouch_for() -> None:
     changed_auth = {**WANT, "Authentication": [{"method": "MachineCert", "authority": "CN=CA"}]}
     disabled = {**RULE, "Enabled": "False"}
-    assert require_blockers(disabled, changed_auth, ["10.0.20.0/24", "10.0.20.7"], ["10.0.20.7"], {}) == [
+    assert require_gate(disabled, changed_auth, ["10.0.20.0/24", "10.0.20.7"], ["10.0.20.7"], {}).blockers == (
         "the rule is disabled, so no peer has negotiated under it",
         "its computer authentication changes in this run, and no peer has negotiated with the new one",
         "10.0.20.0/24 is a subnet, range or keyword: main mode SAs cannot show that every host in it negotiates",
-        "10.0.20.7 is not among the rule's peers yet"]
+        "10.0.20.7 is not among the rule's peers yet",
+        "the rule stays at Request")
+
+
+def test_a_disabled_rule_at_require_is_not_at_require() -> None:
+    disabled = {**WANT, "Enabled": "False"}
+    gate = require_gate(disabled, WANT, ["10.0.20.1"], ["10.0.20.1"], {})
+    assert gate.hold == ("InboundSecurity",)
+
+
+def test_new_settings_on_a_rule_at_require_go_through_request() -> None:
+    already = {**RULE, "InboundSecurity": "Require", "OutboundSecurity": "Require"}
+    want = {**already, "KeyModule": "AuthIP"}
+    gate = require_gate(already, want, ["10.0.20.1", "10.0.20.2"], ["10.0.20.1", "10.0.20.2"], {})
+    assert gate.hold == ("InboundSecurity", "OutboundSecurity")
+    assert held_back(want, gate)["InboundSecurity"] == held_back(want, gate)["OutboundSecurity"] == "Request"
+
+
+def test_a_peer_new_to_a_rule_at_require_is_left_out_until_it_negotiates() -> None:
+    one = {**RULE, "InboundSecurity": "Require", "RemoteAddress": ["10.0.20.1"]}
+    want = {**one, "RemoteAddress": ["10.0.20.1", "10.0.20.2"]}
+    gate = require_gate(one, want, ["10.0.20.1", "10.0.20.2"], ["10.0.20.1"], LABELS)
+    assert gate == RequireGate(("no main mode SA with dc02.contoso.com (10.0.20.2)", "dc02.contoso.com (10.0.20.2) "
+                                "is left out of the rule at Require for now"), (), ("10.0.20.2",))
+    assert held_back(want, gate)["RemoteAddress"] == ["10.0.20.1"]
+    assert require_gate(one, want, ["10.0.20.1", "10.0.20.2"], ["10.0.20.1", "10.0.20.2"], LABELS) == RequireGate()
+
+
+def test_when_every_peer_is_new_the_rule_goes_to_request_rather_than_to_no_peer() -> None:
+    one = {**RULE, "InboundSecurity": "Require", "RemoteAddress": ["10.0.20.1"]}
+    want = {**one, "RemoteAddress": ["10.0.20.2"]}
+    gate = require_gate(one, want, ["10.0.20.2"], [], LABELS)
+    assert gate.hold == ("InboundSecurity",) and gate.held_peers == ()
+    assert held_back(want, gate)["RemoteAddress"] == ["10.0.20.2"]

@@ -8,14 +8,15 @@ cmdlets check them. Proposals read back with method names (MachineKerberos, Mach
 
 **Every state a write passes through is recorded** (``ipsec.writes``: the rule before the write,
 then the rule after each cmdlet that changes it, and the error a failing cmdlet ended it with), in
-the order ``ipsec_rule.ps1.j2`` runs them: the sets (New-/Set-NetIPsecPhase1AuthSet,
-New-/Set-NetIPsecQuickModeCryptoSet: they change how traffic is protected, not which, so they are
-not moments of the rule), then either New-NetIPsecRule (one moment) or each Set-NetIPsecRule of
-``steps`` (one moment each). A Set-NetIPsecRule call is taken as one change of the rule: the
-cmdlet writes the rule as one policy record [I]; the kind does not rely on that (each of its calls
-moves every property the same way). Steps of the older one-property form (``{property, value}``,
-the template before issue 10) are still answered, one moment each, so a rehearsal can show what
-that sequence did.
+the order ``ipsec_rule.ps1.j2`` runs them: for an existing rule, the Set-NetIPsecRule of ``lower``
+(security lowered to Request before its sets change; one moment); the sets (New-/Set-
+NetIPsecPhase1AuthSet, New-/Set-NetIPsecQuickModeCryptoSet: they change how traffic is protected,
+not which, so they are not moments of the rule); then either New-NetIPsecRule (one moment) or each
+Set-NetIPsecRule of ``steps`` (one moment each). A Set-NetIPsecRule call is taken as one change of
+the rule: the cmdlet writes the rule as one policy record [I]; the kind does not rely on that
+(each of its calls moves every property the same way). Steps of the older one-property form
+(``{property, value}``, the template before issue 10) are still answered, one moment each, so a
+rehearsal can show what that sequence did.
 
 **Negotiation** is per host: ``negotiating_peers`` are the addresses that complete IKE with this
 host (they have a matching rule of their own and accept its authentication). The host has a main
@@ -420,6 +421,11 @@ def _write(state: State, data: Any) -> dict[str, Any]:
     trace: dict[str, Any] = {"rule": str(name), "before": _local_rule(state, name), "moments": [], "error": None}
     ipsec["writes"].append(trace)
     try:
+        if data.get("create") is None:
+            for step in data.get("lower") or []:
+                _set_rule(state, _rule(state, name), [("InboundSecurity", step.get("inbound_security")),
+                                                      ("OutboundSecurity", step.get("outbound_security"))])
+                trace["moments"].append(_local_rule(state, name))
         _write_sets(ipsec, data)
         if data.get("create") is not None:
             _new_rule(state, name, data["create"])
