@@ -5,6 +5,6 @@ not a PowerShell interpreter; see README, "The lab", for exactly what it simulat
 """
 
 from .host import LabError, LabHost
-from .scenario import BUILTIN_SCENARIO, Lab, load_lab
+from .scenario import BUILTIN_SCENARIO, DEMO_INVENTORY, Lab, load_lab
 
-__all__ = ["BUILTIN_SCENARIO", "Lab", "LabError", "LabHost", "load_lab"]
+__all__ = ["BUILTIN_SCENARIO", "DEMO_INVENTORY", "Lab", "LabError", "LabHost", "load_lab"]

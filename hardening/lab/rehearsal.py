@@ -40,7 +40,6 @@ def organization(lab: Lab, inventory: Inventory | None = None) -> Organization:
         domain_controllers=dict(declared.domain_controllers),
         dags=tuple(Dag(d.name, tuple(d.members), d.witness_server) for d in declared.dags),
         management_ports=ports,
-        negotiating_peers=frozenset(declared.ipsec_negotiating),
     )
 
 

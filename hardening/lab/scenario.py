@@ -102,8 +102,6 @@ class LabOrganization(_Strict):
         "hardening runs), backup, monitoring, clients (internal), internet (a sample client): an address or CIDR.")
     domain_controllers: dict[str, str] = Field(default_factory=dict, description="Name → address.")
     dags: list[LabDag] = Field(default_factory=list)
-    ipsec_negotiating: list[str] = Field(
-        default_factory=list, description="Peer addresses that negotiate IPsec when asked (main mode SAs form).")
 
 
 class LabFile(_Strict):

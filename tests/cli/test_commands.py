@@ -108,8 +108,9 @@ def test_lab_reset_forgets_the_saved_state(cli: Cli, lab_dir: LabDir) -> None:
 def test_the_builtin_lab_is_never_written(cli: Cli, tmp_path: Path) -> None:
     """An inventory without ``lab:`` uses the shipped scenario, fresh every run."""
     inventory = tmp_path / "inv.yml"
-    inventory.write_text("connection: {transport: lab}\nvars: {owa_redirect_url: https://mail.example.org/owa}\n"
-                         "hosts:\n  MAIL01: {}\n", encoding="utf-8")
+    site_vars = yaml.safe_load(hardening.lab.DEMO_INVENTORY.read_text(encoding="utf-8"))["vars"]
+    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "vars": site_vars,
+                                         "hosts": {"MAIL01": {}}}), encoding="utf-8")
     builtin = hardening.lab.BUILTIN_SCENARIO
     before = {p.name: p.read_bytes() for p in builtin.iterdir()}
     assert cli("apply", "baseline", "-i", inventory).code == 3

@@ -65,7 +65,6 @@ class Organization:
     domain_controllers: Mapping[str, str]  # name → address
     dags: tuple[Dag, ...] = ()
     management_ports: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # lab host → WinRM etc.
-    negotiating_peers: frozenset[str] = frozenset()  # addresses that negotiate IPsec (main mode SAs form)
 
     def dag_of(self, host: str) -> Dag | None:
         return next((d for d in self.dags if host.casefold() in (m.casefold() for m in d.members)), None)

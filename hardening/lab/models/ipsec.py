@@ -55,7 +55,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...kinds.ipsec import ENCRYPTIONS, HASHES, PFS_GROUPS
-from .common import LabScriptError, ScriptHandler, State, StateSection
+from .common import Breakage, LabScriptError, Organization, ScriptHandler, State, StateSection
 from .firewall import (
     any_port,
     display_address,
@@ -67,7 +67,7 @@ from .firewall import (
     windows_protocol,
 )
 
-__all__ = ["SCRIPTS", "SECTIONS"]
+__all__ = ["SCRIPTS", "SECTIONS", "consequences", "ipsec_findings"]
 
 SECURITY = ("None", "Request", "Require")
 KEY_MODULES = ("Default", "IKEv1", "AuthIP", "IKEv2")
@@ -668,4 +668,15 @@ def ipsec_findings(host: str, state: Mapping[str, Any], domain_controllers: Mapp
                 found.append(("management", f"{host} requires IPsec inbound on TCP {port}, the port hardening "
                               f"manages it through, from the controller {controller}, which does not negotiate "
                               "IPsec: management is lost"))
+    return found
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """What the hosts' IPsec rules break, or broke while they were written (ipsec-window,
+    domain-controllers, management; see :func:`ipsec_findings`)."""
+    found: list[Breakage] = []
+    for host, state in hosts.items():
+        ports = tuple(org.management_ports.get(host, ())) or (5985,)
+        for what, sentence in ipsec_findings(host, state, org.domain_controllers, org.addresses, org.networks, ports):
+            found.append(Breakage(host, what, sentence))
     return found

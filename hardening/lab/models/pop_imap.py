@@ -15,9 +15,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...model import CmdletCall
-from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bool_param, enum_param, require_server
+from .common import (
+    Breakage,
+    CmdletHandler,
+    LabCmdletError,
+    Organization,
+    State,
+    StateSection,
+    bind,
+    bool_param,
+    enum_param,
+    require_server,
+)
 
-__all__ = ["CMDLETS", "SECTIONS"]
+__all__ = ["CMDLETS", "SECTIONS", "clear_text_logins", "consequences"]
 
 LOGIN_TYPES = ["PlainTextLogin", "PlainTextAuthentication", "SecureLogin"]
 EXTENDED_PROTECTION_POLICIES = ["None", "Allow", "Require"]
@@ -113,3 +124,9 @@ def clear_text_logins(host: str, state: Mapping[str, Any]) -> list[str]:
                        f"{', '.join(str(b) for b in bound)} (LoginType PlainTextLogin, {FRONTEND_SERVICES[key]} "
                        "running): a client that does not start TLS sends its credentials readable on the network")
     return out
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """POP3/IMAP4 clients that may still send passwords in clear text (see :func:`clear_text_logins`)."""
+    return [Breakage(host, "pop-imap-clients", sentence)
+            for host, state in hosts.items() for sentence in clear_text_logins(host, state)]

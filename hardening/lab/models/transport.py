@@ -42,9 +42,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...model import AddRemove, CmdletCall
-from .common import CmdletHandler, LabCmdletError, State, StateSection, bind, bool_param, enum_param, require_server
+from .common import (
+    Breakage,
+    CmdletHandler,
+    LabCmdletError,
+    Organization,
+    State,
+    StateSection,
+    bind,
+    bool_param,
+    enum_param,
+    require_server,
+)
 
-__all__ = ["CMDLETS", "SECTIONS"]
+__all__ = ["CMDLETS", "SECTIONS", "consequences", "mutual_tls_problems"]
 
 AUTH_NAMES = ["None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer",
               "ExternalAuthoritative"]
@@ -430,3 +441,9 @@ def mutual_tls_problems(host: str, state: Mapping[str, Any], hosts: Mapping[str,
                 out.append(f"{host}: mutual TLS with {domain} through '{connector.get('Name')}' cannot work: "
                            + "; ".join(missing))
     return out
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """Partner domains whose mutual TLS cannot work (see :func:`mutual_tls_problems`)."""
+    return [Breakage(host, "mutual-tls", sentence)
+            for host, state in hosts.items() for sentence in mutual_tls_problems(host, state, hosts)]
