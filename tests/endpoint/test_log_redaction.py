@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hardening.cli import DEMO_INVENTORY
 from hardening.lab import load_lab
 from hardening.lab.endpoint import USERNAME, LabEndpoint, serve_lab
+from hardening.lab.scenario import DEMO_INVENTORY
 from hardening.logredact import base64_cores
 
 CANARY = "Canary-Pa55word-9b1e3c"
@@ -47,9 +47,9 @@ def endpoint(request: pytest.FixtureRequest) -> Iterator[LabEndpoint]:
 
 
 def _inventory(endpoint: LabEndpoint, transport: str, path: Path) -> Path:
-    document = endpoint.inventory(f"env:{ENV}")
-    demo_vars = yaml.safe_load(DEMO_INVENTORY.read_text(encoding="utf-8")).get("vars") or {}
-    document["vars"] = {**demo_vars, "owa_redirect_url": VALUE}
+    site = yaml.safe_load(DEMO_INVENTORY.read_text(encoding="utf-8"))  # the site values the baseline requires
+    document = endpoint.inventory(f"env:{ENV}", site)
+    document["vars"] = {**(document.get("vars") or {}), "owa_redirect_url": VALUE}
     connection = document["connection"]
     connection["transport"] = transport
     if endpoint.https:  # Basic, which sends the password itself (base64) on every request

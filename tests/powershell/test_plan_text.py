@@ -247,7 +247,7 @@ def test_plan_of_every_kind_keeps_hostile_values_on_one_line(channel: str, key: 
 def _shipped_variables(playbook: Path) -> tuple[list[str], dict[str, Any]]:
     """The variables a shipped playbook (and what it includes) renders, and their values in the
     playbooks' own ``vars`` and the demo inventory's (the lab's example values)."""
-    from hardening.cli import DEMO_INVENTORY
+    from hardening.lab.scenario import DEMO_INVENTORY
 
     names: set[str] = set()
     values: dict[str, Any] = dict(yaml.safe_load(DEMO_INVENTORY.read_text(encoding="utf-8")).get("vars") or {})
