@@ -5,6 +5,10 @@ The CLI, scheduled runs and Python callers all use these functions::
     from hardening import load_playbook, load_inventory, check, apply
     run = check(load_playbook("baseline.yml"), load_inventory("inventory.yml"))
     print(run.summary, run.exit_code)
+
+The library configures no logging handler. A caller that configures logging itself attaches the
+filter the CLI uses, which keeps passwords, authentication messages and host payloads out of the
+clients' debug logs: ``install_log_redaction()`` after ``logging.basicConfig(...)``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 from .errors import HardeningError, InputError, InventoryError, PlaybookError, SecretError, TargetError
 from .inventory import Inventory, load_inventory
 from .lab import Lab, load_lab
+from .logredact import LogRedaction, install_log_redaction
 from .model import Mode, Outcome, Run, Status
 from .playbook import Playbook, load_playbook
 from .run import Options, execute
@@ -25,6 +30,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "Lab",
+    "LogRedaction",
     "Options",
     "Outcome",
     "Playbook",
@@ -36,6 +42,7 @@ __all__ = [
     "__version__",
     "apply",
     "check",
+    "install_log_redaction",
     "load_inventory",
     "load_lab",
     "load_playbook",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ from .lab import Lab
 from .lab.endpoint import PASSWORD as ENDPOINT_PASSWORD
 from .lab.endpoint import LabEndpoint, serve_lab
 from .lab.scenario import BUILTIN_SCENARIO, DEMO_INVENTORY, merged_lab_text
+from .logredact import LogRedaction, install_log_redaction
 from .model import Mode, Run
 from .notify import Notifier, load_notify_settings
 from .playbook import Playbook, playbook_schema
@@ -231,8 +233,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hardening`` command; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose)
     # Piped or redirected output (schedulers, CI logs) is not squeezed into 80 columns.
     console = Console(no_color=args.no_color, highlight=False, width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True, no_color=args.no_color, highlight=False, soft_wrap=True)
@@ -248,6 +249,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         errors.print("interrupted", markup=False)
         return EXIT_ERROR
+
+
+# pypsrp and pyspnego load a logging configuration of their own (dictConfig) from these variables
+# when they are imported, which can add handlers of theirs.
+_CLIENT_LOG_CONFIGS = (("PYPSRP_LOG_CFG", "pypsrp"), ("PYSPNEGO_LOG_CFG", "spnego"))
+
+
+def _configure_logging(verbose: int) -> LogRedaction:
+    """stderr logging (-v info, -vv debug), every handler filtered by one :class:`LogRedaction`.
+
+    The clients whose own logging configuration a variable names are imported first, so that the
+    handlers they add exist when the filter is attached to every handler.
+    """
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for variable, module in _CLIENT_LOG_CONFIGS:
+        if os.environ.get(variable):
+            importlib.import_module(module)
+    return install_log_redaction()
 
 
 def _writable(path: str | None) -> None:

@@ -23,7 +23,7 @@ from .inventory import Host, Inventory
 from .kinds import KINDS, Context, ControlFailed, Kind, KindParams, NotApplicable
 from .model import Section, Status
 from .playbook import Control, Playbook, matches_any
-from .render import bundle_text
+from .render import bundle_text, ps_comment
 
 __all__ = ["HostPlan", "Step", "describe", "inventory_variables", "select", "steps"]
 
@@ -305,31 +305,36 @@ def _known(value: Any) -> Any:
 
 
 def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
-    """What ``check`` would read and ``apply`` could write on this host, as text (sends nothing)."""
-    lines = [f"# host {plan.host.name}"]
+    """What ``check`` would read and ``apply`` could write on this host, as text (sends nothing).
+
+    Every comment line goes through :func:`~hardening.render.ps_comment`: a value quoted in it
+    (a host name, a title, a kind's sentence) cannot end the comment or start a line of its own.
+    """
+    lines = [ps_comment(f"host {plan.host.name}")]
     if not facts.os_version:
         facts = _assumed(plan.host)
-        lines.append("# facts are not declared: a real run reads them first (one round trip); shown with "
-                     f"assumed facts: {facts.windows_product}, {facts.exchange_product}, install path "
-                     f"{facts.exchange_install_path}, directory DC=example,DC=com")
+        lines.append(ps_comment("facts are not declared: a real run reads them first (one round trip); shown with "
+                                f"assumed facts: {facts.windows_product}, {facts.exchange_product}, install path "
+                                f"{facts.exchange_install_path}, directory DC=example,DC=com"))
     for step in steps(plan, facts, today):
-        lines.append(f"\n## {step.control.id} ({step.kind.name}): {step.control.title}")
+        lines.append("\n#" + ps_comment(f"{step.control.id} ({step.kind.name}): {step.control.title}"))
         if step.control.id in plan.refusals:
-            lines.append(f"# apply would refuse this control on this host: {plan.refusals[step.control.id]}")
+            lines.append(ps_comment("apply would refuse this control on this host: "
+                                    f"{plan.refusals[step.control.id]}"))
         if step.status is not None or step.params is None or step.ctx is None:
-            lines.append(f"# {step.status.value if step.status else 'skipped'}: {step.message}")
+            lines.append(ps_comment(f"{step.status.value if step.status else 'skipped'}: {step.message}"))
             continue
         try:
             reads = step.kind.read(step.params, step.ctx)
             desired = step.kind.desire(step.params, step.ctx, None)
             writes = step.kind.write(step.params, step.ctx, None, desired)
         except (ControlFailed, NotApplicable) as exc:
-            lines.append(f"# cannot plan: {exc}")
+            lines.append(ps_comment(f"cannot plan: {exc}"))
             continue
         lines.append("# read:")
         lines.append(bundle_text((Section(step.control.id, reads),)))
         lines.append("# write, where the read differs (values shown as if nothing matched yet):")
-        lines += [f"# and, decided from what is read: {note}" for note in step.kind.plan_notes(step.params)]
+        lines += [ps_comment(f"and, decided from what is read: {note}") for note in step.kind.plan_notes(step.params)]
         lines.append(bundle_text((Section(step.control.id, writes),)) if writes else "# (nothing)")
     return "\n".join(lines) + "\n"
 

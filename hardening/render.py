@@ -25,6 +25,7 @@ __all__ = [
     "WINRS_BOOTSTRAP",
     "bundle_script",
     "cmdlet_text",
+    "ps_comment",
     "ps_expandable",
     "ps_json",
     "ps_literal",
@@ -56,9 +57,12 @@ def ps_quote(text: str) -> str:
     return "'" + _QUOTE_RE.sub(r"\1\1", text) + "'"
 
 
-# A single-quoted literal has no escapes, so a value with control characters (NUL …) is written as
-# a double-quoted one: every character PowerShell would expand or end the string at is escaped.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A single-quoted literal has no escapes, so a value with control characters (NUL, line breaks …)
+# or Unicode line separators is written as a double-quoted one: every character PowerShell would
+# expand or end the string at is escaped, and the request stays on one line.
+_CONTROL = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+# Written as $([char]0x..) in a double-quoted literal (the rest have backtick escapes).
+_CHAR_ESCAPED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
 _BACKTICK_ESCAPES = {"\x00": "`0", "\x07": "`a", "\x08": "`b", "\x0c": "`f", "\x0b": "`v", "\n": "`n",
                      "\r": "`r", "\t": "`t", "`": "``", "$": "`$", '"': '`"', "\u201c": "`\u201c",
                      "\u201d": "`\u201d", "\u201e": "`\u201e"}
@@ -71,7 +75,7 @@ def ps_expandable(text: str) -> str:
     for ch in text:
         if ch in _BACKTICK_ESCAPES:
             out.append(_BACKTICK_ESCAPES[ch])
-        elif _CONTROL.match(ch):
+        elif _CHAR_ESCAPED.match(ch):
             out.append(f"$([char]0x{ord(ch):02X})")
         else:
             out.append(ch)
@@ -99,6 +103,17 @@ def ps_literal(value: Any) -> str:
         return "@{" + "; ".join(entries) + "}"
     text = str(value)
     return ps_expandable(text) if _CONTROL.search(text) else ps_quote(text)
+
+
+_COMMENT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def ps_comment(text: str) -> str:
+    """``text`` as one PowerShell comment line (``# text``): control characters and line
+    separators are shown as ``\\n``, ``\\r``, ``\\t`` or ``\\uXXXX``, so a value quoted in a
+    comment can never end it (a backslash itself is shown as is: Windows paths stay readable)."""
+    escaped = _CONTROL.sub(lambda m: _COMMENT_ESCAPES.get(m.group(0), f"\\u{ord(m.group(0)):04x}"), text)
+    return f"# {escaped}" if escaped else "#"
 
 
 def cmdlet_text(call: CmdletCall) -> str:

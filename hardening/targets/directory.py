@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from ..errors import SecretError, TargetError
 from ..inventory import Host
 from ..ldif import SD_FLAGS_OID, sd_flags_control_value
+from ..logredact import register_secret
 from ..model import Bundle, LdapCall, SectionResult
 
 __all__ = ["DirectorySettings", "DirectoryTarget", "certificate_names", "connect"]
@@ -95,6 +96,7 @@ def connect(settings: DirectorySettings, count: list[int] | None = None) -> Any:
             password = settings.password.resolve() if settings.password else None
         except SecretError as exc:
             raise TargetError(name, str(exc)) from None
+        register_secret(password)  # installed log filters scrub it from then on
         kwargs.update(user=settings.username, password=password,
                       authentication=ldap3.NTLM if settings.auth == "ntlm" else ldap3.SIMPLE)
     connection = ldap3.Connection(server, **kwargs)

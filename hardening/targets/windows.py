@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from ..errors import SecretError, TargetError
 from ..inventory import Connection, Host
+from ..logredact import redact_text, register_secret
 from ..model import AddRemove, Bundle, CmdletCall, ScriptCall, SectionResult, Switch
 from ..render import bundle_script, winrs_command_line
 from .base import results_from_records
@@ -106,6 +107,7 @@ class RemoteTarget:
                 self._password = self.conn.password.resolve()
             except SecretError as exc:
                 raise TargetError(self.host.name, str(exc)) from None
+            register_secret(self._password)  # installed log filters scrub it from then on
         return self._password
 
     def _cert_validation(self) -> bool | str:
@@ -359,8 +361,10 @@ def _describe(exc: Exception) -> str:
 
 
 def _first_line(exc: Exception) -> str:
+    """The first line of an exception's text, scrubbed like a log line (it is logged, and shown):
+    a transport error can carry the server's answer, an envelope or a header."""
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return redact_text(text[0])[:300] if text else type(exc).__name__
 
 
 def _clixml_text(text: str) -> str:

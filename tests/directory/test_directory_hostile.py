@@ -397,25 +397,8 @@ def test_directory_lab_receives_hostile_value_exactly(slot: DirSlot, value: str)
         "the lab did not store the value exactly"
 
 
-def _line_break_in_a_filter(slot: DirSlot, value: str) -> bool:
-    """Whether the (accepted) value puts a line break into a search filter: ldif_text writes the
-    filter of a search comment as is, so its comment ends there (a known bug, see ldif.py)."""
-    params = _accepted(slot, value)
-    if params is None:
-        return False
-    reads, _ = _plan(KINDS[slot.kind], params)
-    return any(isinstance(c, LdapCall) and ("\n" in c.filter or "\r" in c.filter) for c in reads)
-
-
-SEARCH_TEXT_BUG = ("ldif_text writes a search's filter into its '# search' comment unescaped: a line break "
-                   "in a filter (a playbook's search.filter, or an account principal's name) ends the comment, "
-                   "and what follows is read as LDIF (e.g. a 'changetype: delete' record)")
-
-
 @pytest.mark.parametrize(("slot", "value"), [
-    pytest.param(*p.values, id=p.id, marks=[pytest.mark.xfail(strict=True, reason=SEARCH_TEXT_BUG)]
-                 if _line_break_in_a_filter(*p.values) else [])
-    for p in _matrix() if p.values[0].path[-1] in ("dn", "base", "filter", "principal")])
+    p for p in _matrix() if p.values[0].path[-1] in ("dn", "base", "filter", "principal")])
 def test_search_text_is_comments_only(slot: DirSlot, value: str) -> None:
     """A search has no LDIF form: its text is comment lines, whatever the DN or filter holds."""
     params = _accepted(slot, value)
