@@ -1,6 +1,7 @@
-"""Lab model of Windows Firewall: profiles, rules with their port/address/program filters, TCP
-listeners with their process and services, and the DNS names a host resolves. It answers the
-blocks of ``firewall_allowlist.ps1.j2`` and ``firewall_rule.ps1.j2`` with what they would print.
+"""Lab model of Windows Firewall: profiles, rules with their port/address/program filters and
+groups, TCP listeners with their process and services, and the DNS names a host resolves. It
+answers the blocks of ``firewall_allowlist.ps1.j2`` and ``firewall_rule.ps1.j2`` with what they
+would print (the allow-list's read also reports the Cluster service from the lab's ``services``).
 
 Like NetSecurity, it keeps two stores: every rule and profile is in the ActiveStore that reads
 see; only ``source: Local`` ones are in the PersistentStore that writes go to. A Group Policy
@@ -64,7 +65,10 @@ class LabRule(_Strict):
     remote_addresses: list[str] = Field(default_factory=lambda: ["Any"])
     profile: str = "Any"
     program: str = "Any"
-    group: str = ""
+    group: str = Field("", description="The Group property (for Windows' own rules an indirect string [I]; the "
+                       "lab may give the shown name).")
+    display_group: str | None = Field(None, description="DisplayGroup, the group's name as Windows shows it "
+                                      "(default: group).")
     source: Literal["Local", "GroupPolicy"] = "Local"
 
 
@@ -85,11 +89,18 @@ def _default_profiles() -> dict[ProfileName, LabProfile]:
 
 
 class LabFirewall(_Strict):
-    """A host's Windows Firewall: profiles, rules and listeners."""
+    """A host's Windows Firewall: profiles, rules and listeners, and the network it sits on."""
 
     profiles: dict[ProfileName, LabProfile] = Field(default_factory=_default_profiles)
     rules: list[LabRule] = Field(default_factory=list)
     listeners: list[LabListener] = Field(default_factory=list)
+    network_profile: ProfileName = Field(
+        "Domain", description="The profile of the host's network (Get-NetConnectionProfile's category: a "
+        "domain member on its domain's network is Domain, a workgroup server such as an Edge Transport server "
+        "Public or Private [I]); the rehearsal evaluates traffic in it.")
+    local_subnets: list[str] = Field(
+        default_factory=list, description="The subnets of the host's interfaces, what LocalSubnet means on it "
+        "(default: the /24 of its address [I]).")
 
 
 # --- what the cmdlets accept and how they print it
@@ -223,8 +234,13 @@ def _rule_out(rule: dict[str, Any], full: bool) -> dict[str, Any]:
     if full:
         out.update(description=rule["description"], remote_ports=list(rule["remote_ports"]))
     else:
-        out["program"] = rule["program"]
+        out.update(program=rule["program"], group=rule["group"], display_group=rule["display_group"])
     return out
+
+
+def _in_groups(rule: dict[str, Any], groups: Any) -> bool:
+    wanted = {str(g).casefold() for g in groups or []}
+    return rule["group"].casefold() in wanted or rule["display_group"].casefold() in wanted
 
 
 def _allowlist_read(state: State, data: Any) -> dict[str, Any]:
@@ -232,13 +248,19 @@ def _allowlist_read(state: State, data: Any) -> dict[str, Any]:
     names = {str(n).casefold() for n in data.get("names") or []}
     resolved = resolve_names(state, data.get("resolve"))
     rules = [_rule_out(r, False) for r in firewall["rules"] if r["direction"] == "Inbound"
-             and ((r["enabled"] and r["action"] == "Allow") or r["name"].casefold() in names)]
+             and ((r["enabled"] and r["action"] == "Allow") or r["name"].casefold() in names
+                  or _in_groups(r, data.get("cluster_groups")))]
+    # Get-Service -Name: nothing (and no error, with SilentlyContinue) for a service not installed.
+    wanted = str(data.get("cluster_service")).casefold()
+    service = next((v for k, v in state["services"].items() if k.casefold() == wanted), None)
+    cluster = {"installed": False, "status": ""} if service is None else {"installed": True,
+                                                                         "status": service["status"]}
     profiles = [{"name": name, "enabled": "True" if _effective_profile(p)["enabled"] else "False",
                  "default_inbound_action": _effective_profile(p)["default_inbound_action"]}
                 for name, p in firewall["profiles"].items()]
     listeners = [{"protocol": "TCP", "address": entry["address"], "port": entry["port"], "process": entry["process"],
                   "services": list(entry["services"])} for entry in firewall["listeners"]]
-    return {"profiles": profiles, "rules": rules, "listeners": listeners, "resolved": resolved}
+    return {"profiles": profiles, "rules": rules, "listeners": listeners, "cluster": cluster, "resolved": resolved}
 
 
 def _persistent(state: State, name: Any) -> dict[str, Any]:
@@ -268,7 +290,8 @@ def _create(state: State, spec: dict[str, Any]) -> None:
         "remote_ports": windows_ports(spec.get("remote_ports", ["Any"])),
         "remote_addresses": windows_addresses(spec.get("remote_addresses", ["Any"])),
         "profile": windows_profile(spec.get("profile", "Any")),
-        "program": "Any", "group": str(spec.get("group") or ""), "source": "Local",
+        "program": "Any", "group": str(spec.get("group") or ""), "display_group": str(spec.get("group") or ""),
+        "source": "Local",
     }
     _check_ports_fit(rule)
     _firewall(state)["rules"].append(rule)
@@ -309,17 +332,17 @@ def _set(rule: dict[str, Any], prop: str, value: Any) -> None:
 
 def _allowlist_write(state: State, data: Any) -> dict[str, Any]:
     for spec in data.get("create") or []:
-        _create(state, {**spec, "direction": "Inbound", "action": "Allow", "enabled": "True", "profile": "Any",
-                        "group": "hardening"})
+        # New-NetFirewallRule -Protocol Any is sent without -LocalPort (the template's other branch).
+        ports = ["Any"] if str(spec.get("protocol")).casefold() == "any" else spec.get("local_ports")
+        _create(state, {**spec, "local_ports": ports, "direction": "Inbound", "action": "Allow", "enabled": "True",
+                        "profile": "Any", "group": "hardening"})
     for update in data.get("update") or []:
         rule = _persistent(state, update["name"])
-        for key, prop, value in (("protocol", "Protocol", update.get("protocol")),
-                                 ("local_ports", "LocalPort", update.get("local_ports")),
-                                 ("remote_addresses", "RemoteAddress", update.get("remote_addresses")),
-                                 ("profile", "Profile", "Any"), ("direction", "Direction", "Inbound"),
-                                 ("action", "Action", "Allow"), ("enable", "Enabled", "True")):
-            if key in update:
-                _set(rule, prop, value)
+        for step in update.get("steps") or []:
+            prop = str(step.get("property"))
+            if prop not in ("Protocol", "LocalPort", "RemoteAddress", "Profile", "Direction", "Action", "Enabled"):
+                raise LabScriptError(f"firewall_allowlist: unknown property {prop}")
+            _set(rule, prop, step.get("value"))
     for name in data.get("disable") or []:
         _persistent(state, name)["enabled"] = False
     for item in data.get("profiles") or []:
@@ -367,10 +390,12 @@ def _build(value: LabFirewall, host: Any) -> dict[str, Any]:
             "remote_ports": windows_ports(rule.remote_ports),
             "remote_addresses": windows_addresses(rule.remote_addresses),
             "profile": windows_profile(rule.profile), "program": rule.program, "group": rule.group,
+            "display_group": rule.group if rule.display_group is None else rule.display_group,
             "source": rule.source})
     listeners = [{"port": entry.port, "address": entry.address, "process": entry.process,
                   "services": list(entry.services)} for entry in value.listeners]
-    return {"profiles": profiles, "rules": rules, "listeners": listeners}
+    return {"profiles": profiles, "rules": rules, "listeners": listeners, "network_profile": value.network_profile,
+            "local_subnets": list(value.local_subnets)}
 
 
 SECTIONS: dict[str, StateSection] = {
@@ -388,3 +413,4 @@ SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
     ("firewall_rule", "read"): _rule_read,
     ("firewall_rule", "write"): _rule_write,
 }
+
