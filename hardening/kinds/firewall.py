@@ -467,6 +467,13 @@ class ExtraRule(KindParams):
         return address_list(value)
 
 
+def _optional_one_or_list(schema: dict[str, Any]) -> None:
+    """The JSON Schema of an optional list that also takes one string: string, list or null."""
+    items = next(s["items"] for s in schema.pop("anyOf") if s.get("type") == "array")
+    schema["anyOf"] = [{"type": "string", "description": "one address, or several separated by commas"},
+                       {"type": "array", "items": items}, {"type": "null"}]
+
+
 def optional_address_list(value: Any) -> Any:
     """An address list that may be empty: as ``address_list``, and an empty or blank string (a
     variable or group that holds nothing) is no address."""
@@ -509,7 +516,7 @@ class FirewallAllowlistParams(KindParams):
         None, description="The domain controllers' addresses or names: let in on every port and protocol on "
         "internal Exchange servers (with exchange_servers). Required there: Microsoft does not support filtering "
         "between Exchange and its domain controllers, so an allow-list that does not know them fails before "
-        "anything is sent. Not used on Edge Transport servers.", json_schema_extra=one_or_list)
+        "anything is sent. Not used on Edge Transport servers.", json_schema_extra=_optional_one_or_list)
     rpc_dynamic_ports: PortRange = Field(
         default=PortRange(first=49152, last=65535),
         description="The dynamic RPC range, for reading other rules' RPC keyword ([V] 49152-65535 on 2008+; "
