@@ -474,6 +474,24 @@ def _optional_one_or_list(schema: dict[str, Any]) -> None:
                        {"type": "array", "items": items}, {"type": "null"}]
 
 
+def _ports_one_or_list(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a port list that also takes one string of comma-separated ports."""
+    items = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "string", "pattern": r"^\s*\d{1,5}(\s*,\s*\d{1,5})*\s*,?\s*$",
+                        "description": "ports separated by commas"}, {"type": "array", "items": items}]
+
+
+def port_list(value: Any) -> Any:
+    """A port list as a playbook may give it: a list, or one string of comma-separated ports."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"{value!r} is not a list of ports separated by commas")
+        return [int(part) for part in parts]
+    return value
+
+
 def optional_address_list(value: Any) -> Any:
     """An address list that may be empty: as ``address_list``, and an empty or blank string (a
     variable or group that holds nothing) is no address."""
@@ -509,7 +527,8 @@ class FirewallAllowlistParams(KindParams):
     exchange_servers: list[Address] = Field(
         default_factory=list, description="The organisation's internal Exchange servers (not Edge Transport): "
         "addresses, subnets or host names, every address they send from (replication networks included). On "
-        "internal servers they are let in on every port and protocol (rule hardening-exchange-peers); on Edge "
+        "internal servers they are let in on every port and protocol (rule hardening-exchange-peers): required "
+        "there (a single server lists itself), the control fails before anything is sent without them; on Edge "
         "Transport servers they are who reaches EdgeSync (50636). A playbook takes them from the inventory: "
         "\"{{ groups['exchange'] … }}\".", json_schema_extra=one_or_list)
     domain_controllers: list[Address] | None = Field(
@@ -523,8 +542,9 @@ class FirewallAllowlistParams(KindParams):
         "1025-65535 on 2003 [I]).")
     management_ports: list[Port] = Field(
         default=[5985, 5986], min_length=1,
-        description="[I] WinRM ports kept open for management. The ports this run manages the host through (the "
-        "inventory's WinRM port, Exchange's endpoint port) are added automatically.")
+        description="[I] WinRM ports kept open for management (a list, or one string of comma-separated ports as a "
+        "{{ variable }} renders). The ports this run manages the host through (the inventory's WinRM port, "
+        "Exchange's endpoint port) are added automatically.", json_schema_extra=_ports_one_or_list)
     management_addresses: list[Address] = Field(
         default=["Any"], min_length=1,
         description="Who may reach the management ports. The machine hardening runs from must be among them: "
@@ -572,6 +592,11 @@ class FirewallAllowlistParams(KindParams):
     @classmethod
     def _addresses(cls, value: Any) -> Any:
         return address_list(value)
+
+    @field_validator("management_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        return port_list(value)
 
     @field_validator("exchange_servers", "domain_controllers", mode="before")
     @classmethod
@@ -850,8 +875,8 @@ class FirewallAllowlist(Kind[FirewallAllowlistParams]):
       ``domain_controllers``, on internal Exchange servers. Microsoft does not support restricting
       traffic between internal Exchange servers, or between them and the domain controllers, on any
       port or protocol [V] (EXD network-ports.md): the back ends, transport, replication and RPC
-      have no rules of their own. Without ``domain_controllers`` an internal server's control fails
-      before anything is sent. On an Edge Transport server (the perimeter, where filtering is
+      have no rules of their own. Without both lists an internal server's control fails before
+      anything is sent (a single server lists itself). On an Edge Transport server (the perimeter, where filtering is
       expected) there is no such rule: EdgeSync (50636) opens to ``exchange_servers`` only;
     - on a cluster node (a DAG member; see below) ``hardening-cluster-udp`` and
       ``hardening-cluster-tcp``: UDP and TCP 3343 from any address, as Windows' own clustering
@@ -964,11 +989,15 @@ class FirewallAllowlist(Kind[FirewallAllowlistParams]):
                                     "addresses) or exclude it; nothing was read or written")
             rules.append(_own_rule(use_id, use.protocol, use.ports, addresses))
         if set(roles) - PERIMETER_ROLES:
-            if not params.domain_controllers:
-                raise ControlFailed(f"{ctx.host} is an internal Exchange server and domain_controllers is not set: "
-                                    "Microsoft does not support filtering traffic between Exchange and its domain "
-                                    "controllers, so the allow-list lets them (and exchange_servers) in on every "
-                                    "port; set domain_controllers to their addresses; nothing was read or written")
+            missing = [name for name, value in (("domain_controllers", params.domain_controllers),
+                                                ("exchange_servers", params.exchange_servers)) if not value]
+            if missing:
+                raise ControlFailed(f"{ctx.host} is an internal Exchange server and {' and '.join(missing)} "
+                                    f"{'is' if len(missing) == 1 else 'are'} not set: Microsoft does not support "
+                                    "filtering traffic between Exchange servers, or between them and their domain "
+                                    "controllers, so the allow-list lets them in on every port; set "
+                                    f"{' and '.join(missing)} to their addresses (a single server lists itself); "
+                                    "nothing was read or written")
             peers = list(dict.fromkeys([*params.exchange_servers, *params.domain_controllers]))
             rules.append(_own_rule("exchange-peers", "Any", (), peers))
         if cluster_node:
