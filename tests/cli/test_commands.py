@@ -108,8 +108,10 @@ def test_lab_reset_forgets_the_saved_state(cli: Cli, lab_dir: LabDir) -> None:
 def test_the_builtin_lab_is_never_written(cli: Cli, tmp_path: Path) -> None:
     """An inventory without ``lab:`` uses the shipped scenario, fresh every run."""
     inventory = tmp_path / "inv.yml"
-    inventory.write_text("connection: {transport: lab}\nvars: {owa_redirect_url: https://mail.example.org/owa}\n"
-                         "hosts:\n  MAIL01: {}\n", encoding="utf-8")
+    inventory.write_text("connection: {transport: lab}\nvars: {owa_redirect_url: https://mail.example.org/owa, "
+                         "admin_network: 10.0.50.0/24, domain_controllers: 10.0.20.1}\n"
+                         "hosts:\n  MAIL01: {vars: {exchange_address: 10.0.10.11}}\n"
+                         "groups: {exchange: {hosts: [MAIL01]}}\n", encoding="utf-8")
     builtin = hardening.lab.BUILTIN_SCENARIO
     before = {p.name: p.read_bytes() for p in builtin.iterdir()}
     assert cli("apply", "baseline", "-i", inventory).code == 3
