@@ -272,13 +272,13 @@ def test_a_profile_group_policy_owns_is_failed_not_fixed(tmp_path: Path) -> None
                                                              "source": "GroupPolicy"}
 
     lab = write_lab(tmp_path, gpo_public_profile)
-    playbook = write_playbook(tmp_path, """\
+    playbook = write_playbook(tmp_path, f"""\
         name: allow-list
         hosts: all
         controls:
           - id: firewall-allowlist
             title: Only the needed ports
-            firewall_allowlist: {mode: at_least, pop3: tls, close_listeners: true, domain_controllers: [10.0.20.1]}
+            firewall_allowlist: {{mode: at_least, pop3: tls, close_listeners: true, {PEERS}}}
         """)
     run = apply_run(playbook, write_inventory(tmp_path, hosts=["MAIL01"]), lab=lab)
     outcome = outcomes(run)[("MAIL01", "firewall-allowlist")]
