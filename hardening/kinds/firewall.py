@@ -998,7 +998,7 @@ class FirewallAllowlist(Kind[FirewallAllowlistParams]):
                                     "controllers, so the allow-list lets them in on every port; set "
                                     f"{' and '.join(missing)} to their addresses (a single server lists itself); "
                                     "nothing was read or written")
-            peers = list(dict.fromkeys([*params.exchange_servers, *params.domain_controllers]))
+            peers = list(dict.fromkeys([*params.exchange_servers, *(params.domain_controllers or ())]))
             rules.append(_own_rule("exchange-peers", "Any", (), peers))
         if cluster_node:
             rules.append(_own_rule("cluster-udp", "UDP", (CLUSTER_PORT,), ("Any",)))
