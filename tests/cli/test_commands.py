@@ -108,9 +108,10 @@ def test_lab_reset_forgets_the_saved_state(cli: Cli, lab_dir: LabDir) -> None:
 def test_the_builtin_lab_is_never_written(cli: Cli, tmp_path: Path) -> None:
     """An inventory without ``lab:`` uses the shipped scenario, fresh every run."""
     inventory = tmp_path / "inv.yml"
-    site_vars = yaml.safe_load(hardening.lab.DEMO_INVENTORY.read_text(encoding="utf-8"))["vars"]
-    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "vars": site_vars,
-                                         "hosts": {"MAIL01": {}}}), encoding="utf-8")
+    site = yaml.safe_load(hardening.lab.DEMO_INVENTORY.read_text(encoding="utf-8"))
+    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "vars": site["vars"],
+                                         "hosts": {"MAIL01": site["hosts"]["MAIL01"]},
+                                         "groups": {"exchange": {"hosts": ["MAIL01"]}}}), encoding="utf-8")
     builtin = hardening.lab.BUILTIN_SCENARIO
     before = {p.name: p.read_bytes() for p in builtin.iterdir()}
     assert cli("apply", "baseline", "-i", inventory).code == 3

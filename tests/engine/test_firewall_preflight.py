@@ -1,11 +1,15 @@
 """Anti-lockout and safety of the firewall and IPsec kinds, through the engine and the CLI.
 
-- A playbook that would close the WinRM port a host is connected on (or Exchange's remote
-  PowerShell port, or demand IPsec on it) is refused by ``apply`` before anything is sent: exit 1,
-  one error listing each refused host × control with the control's file and line, and no request
-  reaches the lab. ``check`` is never refused by the guard: it reads, and says on the outcome what
-  ``apply`` would refuse.
-- A listener the allow-list would cut fails the control before anything is written.
+- The allow-list keeps the ports the run manages the host through (the inventory's WinRM port,
+  Exchange's endpoint port) in its management rule whatever management_ports says: there is
+  nothing for a guard to refuse, for a host connected on 5985, 15985 or with Exchange on 8080.
+- A rule that would cut the connection in use (a firewall_rule Block over the WinRM port, an
+  IPsec Require on it) is refused by ``apply`` before anything is sent: exit 1, one error listing
+  each refused host × control with the control's file and line, and no request reaches the lab.
+  ``check`` is never refused by the guard: it reads, and says on the outcome what ``apply`` would
+  refuse.
+- A listener the allow-list would cut fails the control before anything is written; what exact
+  mode disables is named (rules of groups it does not own are left enabled).
 - A profile setting that Group Policy owns takes the local write but not the effect: the re-read
   says so (failed, never "fixed").
 - The lab answers these kinds' blocks the way NetSecurity would: a second rule of one Name is
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -27,18 +32,28 @@ from hardening.cli import main
 from hardening.errors import InputErrors
 from hardening.lab.models import SCRIPTS, LabScriptError
 
-from .conftest import LAB_HOSTS, lab_host, outcomes, statuses, write_inventory, write_lab, write_playbook
+from .conftest import LAB_HOSTS, lab_host, outcomes, write_inventory, write_lab, write_playbook
 
-ALLOWLIST_CLOSING_5985 = """\
-name: allow-list without the WinRM HTTP port
+ALLOWLIST_5986_ONLY = """\
+name: allow-list that lists only the WinRM HTTPS port
 hosts: all
 controls:
   - id: firewall-https-management-only
     title: WinRM over HTTPS only
     firewall_allowlist:
       mode: exact
+      exchange_servers: [10.0.10.11, 10.0.10.12, 10.0.10.13, 10.0.10.14]
+      domain_controllers: [10.0.20.1, 10.0.20.2]
       management_ports: [5986]
       close_listeners: true
+"""
+BLOCK_WINRM = """\
+name: a block rule over the WinRM port
+hosts: all
+controls:
+  - id: block-winrm
+    title: Would lock us out
+    firewall_rule: {name: block-winrm, action: Block, protocol: TCP, local_ports: [5985, 15985]}
 """
 
 
@@ -70,23 +85,62 @@ def _refused_by_apply(playbook: Any, inventory: Any, fragment: str) -> InputErro
     return info.value
 
 
-def test_closing_the_connection_port_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
-    playbook = write_playbook(tmp_path, ALLOWLIST_CLOSING_5985)
-    inventory = _http_inventory(tmp_path)
-    error = _refused_by_apply(playbook, inventory, "would close TCP 5985, the WinRM port")
+def _management_ports(run: Any, host: str) -> set[str]:
+    """The ports of hardening-management after the run, as the allow-list re-read them."""
+    after = outcomes(run)[(host, "firewall-https-management-only")].after
+    rule = next(r for r in after["inbound allow rules"]["Allowed"] if r["name"] == "hardening-management")
+    return set(rule["local_ports"])
+
+
+def test_the_winrm_port_in_use_is_kept_whatever_management_ports_lists(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, ALLOWLIST_5986_ONLY)
+    lab = load_lab()
+    run = apply_run(playbook, _http_inventory(tmp_path), lab=lab)  # connected on 5985, Exchange on 80
+    assert {o.status.value for o in run.outcomes} == {"fixed"}, [o.message for o in run.outcomes]
+    for host in LAB_HOSTS:
+        assert {"5985", "5986", "80"} <= _management_ports(run, host)
+        assert "apply would refuse" not in outcomes(run)[(host, "firewall-https-management-only")].message
+
+
+def test_a_host_managed_on_15985_keeps_15985(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, ALLOWLIST_5986_ONLY)
+    inventory = write_inventory(tmp_path, host_specs={"MAIL04": {"connection": {"port": 15985}}})
+    lab = load_lab()
+    run = apply_run(playbook, inventory, lab=lab)
+    assert outcomes(run)[("MAIL04", "firewall-https-management-only")].status.value == "fixed"
+    assert "15985" in _management_ports(run, "MAIL04")
+    assert "15985" not in _management_ports(run, "MAIL01")
+    rules = {r["name"]: r for r in lab_host(lab, "MAIL04").state["firewall"]["rules"]}
+    assert "15985" in rules["hardening-management"]["local_ports"] and rules["hardening-management"]["enabled"]
+
+
+def test_a_non_standard_exchange_endpoint_port_is_kept(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, ALLOWLIST_5986_ONLY)
+    inventory = write_inventory(tmp_path, extra="connection: {transport: lab, exchange_port: 8080}\n")
+    run = apply_run(playbook, inventory, lab=load_lab())
+    assert all("8080" in _management_ports(run, h) for h in LAB_HOSTS)
+
+
+def test_a_block_rule_over_the_winrm_port_is_refused_by_apply_with_its_sentence(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, BLOCK_WINRM)
+    error = _refused_by_apply(playbook, _http_inventory(tmp_path),
+                              "an inbound Block rule over TCP 5985 from Any would cut the WinRM port")
     first = str(error.errors[0])
-    assert "would close TCP 5985, the WinRM port MAIL01 is managed through" in first
-    assert first.startswith(f"{tmp_path / 'playbook.yml'}:4:5: firewall_allowlist: ")  # the control
-    assert "refused for host MAIL01" in first
+    assert first.startswith(f"{tmp_path / 'playbook.yml'}:4:5: firewall_rule: refused for host MAIL01: ")
+    assert first.endswith("an inbound Block rule over TCP 5985 from Any would cut the WinRM port MAIL01 is "
+                          "managed through")
     assert len(error.errors) == len(LAB_HOSTS)  # every host's refusal at once
+    on_15985 = write_inventory(tmp_path, host_specs={"MAIL04": {"connection": {"port": 15985}}}, name="15985.yml")
+    error = _refused_by_apply(playbook, on_15985, "over TCP 15985 from Any would cut the WinRM port MAIL04")
+    assert sum("MAIL04" in str(e) for e in error.errors) == 1
 
 
-def test_the_cli_refuses_with_exit_1_and_one_line_naming_file_and_line(
+def test_the_cli_refuses_apply_with_exit_1_and_reports_the_refusal_in_check(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab_file = tmp_path / "lab.yml"
     write_lab(tmp_path, lambda hosts: None)
     playbook = tmp_path / "firewall.yml"
-    playbook.write_text(ALLOWLIST_CLOSING_5985, encoding="utf-8")
+    playbook.write_text(BLOCK_WINRM, encoding="utf-8")
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(textwrap.dedent(f"""\
         lab: {lab_file}
@@ -96,45 +150,19 @@ def test_the_cli_refuses_with_exit_1_and_one_line_naming_file_and_line(
     code, out, err = _cli(capsys, ["apply", playbook, "-i", inventory])
     assert (code, out, len(err)) == (1, "", 2), err
     assert err[0] == "error: apply refused before anything was sent (1 problem):"
-    assert err[1].startswith(f"  {playbook}:4:5: firewall_allowlist: refused for host MAIL01: ")
-    assert "would close TCP 5985" in err[1]
+    assert err[1].startswith(f"  {playbook}:4:5: firewall_rule: refused for host MAIL01: ")
+    assert "would cut the WinRM port MAIL01 is managed through" in err[1]
     assert not (tmp_path / "lab.yml.state.json").exists(), "the lab was run"
-
-
-def test_the_same_allow_list_runs_for_a_host_connected_on_5986(tmp_path: Path) -> None:
-    playbook = write_playbook(tmp_path, ALLOWLIST_CLOSING_5985)
-    inventory = write_inventory(tmp_path)  # default scheme https: port 5986
-    run = check(playbook, inventory, lab=load_lab())
-    assert set(statuses(run).values()) == {"drifted"}
-
-
-def test_a_non_standard_exchange_endpoint_port_must_stay_open(tmp_path: Path) -> None:
-    playbook = write_playbook(tmp_path, """\
-        name: allow-list
-        hosts: all
-        controls:
-          - id: firewall-allowlist
-            title: Only the needed ports
-            firewall_allowlist: {mode: exact}
-        """)
-    inventory = write_inventory(tmp_path, extra="connection: {transport: lab, exchange_port: 8080}\n")
-    _refused_by_apply(playbook, inventory, "would close TCP 8080, Exchange's remote PowerShell")
-    opened = write_playbook(tmp_path, """\
-        name: allow-list
-        hosts: all
-        controls:
-          - id: firewall-allowlist
-            title: Only the needed ports
-            firewall_allowlist:
-              mode: exact
-              extra: [{name: exchange-ps, description: Exchange remote PowerShell, ports: [8080]}]
-        """, name="opened.yml")
-    assert check(opened, inventory, lab=load_lab()).hosts
+    report = tmp_path / "check.json"
+    code, out, err = _cli(capsys, ["check", playbook, "-i", inventory, "--report-json", report])
+    assert code == 3, (out, err)  # check reads: the guard never stops it, the outcome says what apply refuses
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    messages = [o["message"] for h in doc["hosts"] for o in h["outcomes"]]
+    assert any("apply would refuse this control on this host: an inbound Block rule over TCP 5985" in m
+               for m in messages), messages
 
 
 @pytest.mark.parametrize(("kind", "params", "fragment"), [
-    ("firewall_rule", "{name: block-inbound, action: Block, protocol: TCP, local_ports: [5985]}",
-     "an inbound Block rule over TCP 5985 from Any would cut the WinRM port"),
     ("firewall_rule", "{name: block-all-tcp, action: Block, protocol: Any, remote_addresses: [LocalSubnet]}",
      "an inbound Block rule over TCP 5985 from LocalSubnet"),
     ("ipsec_rule", "{name: require-everything, remote_addresses: [Any], inbound_security: Require}",
@@ -174,41 +202,47 @@ def test_rules_that_leave_the_connection_alone_are_not_refused(tmp_path: Path, k
     assert check(playbook, _http_inventory(tmp_path), lab=load_lab()).hosts
 
 
+PEERS = "exchange_servers: [10.0.10.11, 10.0.10.12, 10.0.10.13, 10.0.10.14], domain_controllers: [10.0.20.1]"
+
+
 def test_a_listener_the_allow_list_would_cut_fails_before_writing(tmp_path: Path) -> None:
-    playbook = write_playbook(tmp_path, """\
+    playbook = write_playbook(tmp_path, f"""\
         name: allow-list
         hosts: all
         controls:
           - id: firewall-allowlist
             title: Only the needed ports
-            firewall_allowlist: {mode: exact, pop3: tls}
+            firewall_allowlist: {{mode: exact, pop3: tls, {PEERS}}}
         """)
     inventory = write_inventory(tmp_path)
     lab = load_lab()
     first = check(playbook, inventory, lab=lab)
     drift = outcomes(first)[("MAIL01", "firewall-allowlist")]
     assert drift.status.value == "drifted"
-    assert drift.before["listeners"]["OutsideAllowList"][0]["port"] == 110
+    assert [e["port"] for e in drift.before["listeners"]["OutsideAllowList"]] == [110]
     run = apply_run(playbook, inventory, lab=lab)
     failed = outcomes(run)[("MAIL01", "firewall-allowlist")]
     assert failed.status.value == "failed"
+    # SMB (445) is not cut: the Exchange servers still reach it (a DAG's witness); RDP's group is
+    # not named, so its rule stays.
     assert failed.message.startswith("the allow-list would cut what listens on TCP 110 (Microsoft.Exchange.Pop3: "
-                                     "MSExchangePOP3); TCP 445 (System); TCP 3389 (svchost: TermService) on MAIL01")
-    assert "close_listeners: [110, 445, 3389]" in failed.message
+                                     "MSExchangePOP3) on MAIL01")
+    assert "close_listeners: [110]" in failed.message
     assert [name for name, _ in lab_host(lab, "MAIL01").received if name.endswith(".write")] == []
     # The POP3 rule Exchange setup made is still there and enabled: nothing was changed.
     rules = {r["name"]: r for r in lab_host(lab, "MAIL01").state["firewall"]["rules"]}
     assert rules["MSExchangePOP3 (TCP-In)"]["enabled"] is True
 
 
-def test_disabled_rules_are_kept_and_named_for_rollback(tmp_path: Path) -> None:
-    playbook = write_playbook(tmp_path, """\
+def test_disabled_rules_are_named_for_rollback_and_other_groups_left_alone(tmp_path: Path) -> None:
+    playbook = write_playbook(tmp_path, f"""\
         name: allow-list
         hosts: all
         controls:
           - id: firewall-allowlist
             title: Only the needed ports
-            firewall_allowlist: {mode: exact, pop3: tls, close_listeners: true}
+            firewall_allowlist: {{mode: exact, pop3: tls, close_listeners: true, disable_groups: [Remote Desktop],
+                                 {PEERS}}}
         """)
     inventory = write_inventory(tmp_path, hosts=["MAIL01"])
     lab = load_lab()
@@ -218,11 +252,18 @@ def test_disabled_rules_are_kept_and_named_for_rollback(tmp_path: Path) -> None:
     assert fixed.status.value == "fixed"
     rules = {r["name"]: r for r in lab_host(lab, "MAIL01").state["firewall"]["rules"]}
     assert before <= set(rules), "a rule was deleted"
-    disabled = [e["name"] for e in fixed.before["inbound allow rules"]["Others"]]
-    assert "Allow all TCP" in disabled and "RemoteDesktop-UserMode-In-TCP" in disabled
+    disabled = {e["name"]: e["why"] for e in fixed.before["inbound allow rules"]["Others"]}
+    assert disabled["Allow all TCP"] == "in no rule group (made by hand or by a script)"
+    assert disabled["RemoteDesktop-UserMode-In-TCP"] == "group Remote Desktop is named in disable_groups"
     assert all(rules[name]["enabled"] is False for name in disabled)
-    assert rules["WINRM-HTTP-In-TCP"]["enabled"] is True  # kept by the default keep patterns
     assert [e["name"] for e in fixed.after["inbound allow rules"]["Others"]] == []
+    # Never touched: the default keep patterns, a DAG member's clustering rules, the agents' groups.
+    for name in ("WINRM-HTTP-In-TCP", "FailoverClustering-NetFt-UDP-In", "FailoverClustering-ClusSvc-TCP-In",
+                 "Contoso Backup Agent (TCP-In)", "Contoso Monitoring Agent (SNMP-In)"):
+        assert rules[name]["enabled"] is True, name
+    assert rules["hardening-cluster-udp"]["protocol"] == "UDP" and rules["hardening-cluster-udp"]["enabled"]
+    kept = {e["name"] for e in fixed.after["inbound allow rules"]["Kept"]}
+    assert {"FailoverClustering-NetFt-UDP-In", "Contoso Backup Agent (TCP-In)"} <= kept
 
 
 def test_a_profile_group_policy_owns_is_failed_not_fixed(tmp_path: Path) -> None:
@@ -231,13 +272,13 @@ def test_a_profile_group_policy_owns_is_failed_not_fixed(tmp_path: Path) -> None
                                                              "source": "GroupPolicy"}
 
     lab = write_lab(tmp_path, gpo_public_profile)
-    playbook = write_playbook(tmp_path, """\
+    playbook = write_playbook(tmp_path, f"""\
         name: allow-list
         hosts: all
         controls:
           - id: firewall-allowlist
             title: Only the needed ports
-            firewall_allowlist: {mode: at_least, pop3: tls, close_listeners: true}
+            firewall_allowlist: {{mode: at_least, pop3: tls, close_listeners: true, {PEERS}}}
         """)
     run = apply_run(playbook, write_inventory(tmp_path, hosts=["MAIL01"]), lab=lab)
     outcome = outcomes(run)[("MAIL01", "firewall-allowlist")]

@@ -9,6 +9,8 @@ Case keys:
   description     what the case shows (required)
   host            inventory name of the host (default MAIL01)
   facts           facts overriding the default modern host (Exchange 2019 on Windows Server 2019)
+  management_ports  the TCP ports the run manages the host through (Context.management_ports; default
+                  WinRM's 5985 and 5986)
   params          the kind's parameters, as a playbook gives them (required)
   values          one value per read request (required unless the case expects invalid params); binary
                   directory values (a security descriptor, a SID) are written {"$base64": "..."}
@@ -21,6 +23,7 @@ Case keys:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +42,8 @@ from hardening.render import cmdlet_text
 
 HERE = Path(__file__).resolve().parent
 MIN_CASES_PER_KIND = 5
-CASE_KEYS = {"description", "host", "facts", "params", "values", "expect", "error_contains", "xfail"}
+CASE_KEYS = {"description", "host", "facts", "management_ports", "params", "values", "expect", "error_contains",
+             "xfail"}
 EXPECT_KEYS = {"status", "changes", "writes", "restarts"}
 STATUSES = {"compliant", "drifted", "not_applicable", "failed"}
 
@@ -111,6 +115,8 @@ def evaluate(kind_name: str, case: Mapping[str, Any]) -> Result:
     if isinstance(variant, str):
         return Result("not_applicable", [], [], variant)
     ctx = Context(case.get("host", "MAIL01"), facts, variant)
+    if "management_ports" in case:
+        ctx = dataclasses.replace(ctx, management_ports=tuple(case["management_ports"]))
     try:
         observed = kind.observe(params, ctx, binary_values(case["values"]))
         desired = kind.desire(params, ctx, observed)

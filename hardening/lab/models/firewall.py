@@ -1,6 +1,9 @@
-"""Lab model of Windows Firewall: profiles, rules with their port/address/program filters, TCP
-listeners with their process and services, and the DNS names a host resolves. It answers the
-blocks of ``firewall_allowlist.ps1.j2`` and ``firewall_rule.ps1.j2`` with what they would print.
+"""Lab model of Windows Firewall: profiles, rules with their port/address/program filters and
+groups, TCP listeners with their process and services, and the DNS names a host resolves. It
+answers the blocks of ``firewall_allowlist.ps1.j2`` and ``firewall_rule.ps1.j2`` with what they
+would print (the allow-list's read also reports the Cluster service from the lab's ``services``),
+and, for the rehearsal, says which traffic the organisation needs the firewalls now refuse
+(``consequences``, an independent model of Windows Firewall's inbound decision: see below).
 
 Like NetSecurity, it keeps two stores: every rule and profile is in the ActiveStore that reads
 see; only ``source: Local`` ones are in the PersistentStore that writes go to. A Group Policy
@@ -15,14 +18,17 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...kinds.firewall import ADDRESS_KEYWORDS, PORT_KEYWORDS, PROFILES, canonical_port
-from .common import LabScriptError, ScriptHandler, State, StateSection
+from .common import Breakage, LabScriptError, Organization, ScriptHandler, State, StateSection
 
-__all__ = ["SCRIPTS", "SECTIONS", "display_address", "resolve_names", "windows_address"]
+__all__ = ["SCRIPTS", "SECTIONS", "Flow", "Verdict", "consequences", "display_address", "inbound_verdict",
+           "required_flows", "resolve_names", "windows_address"]
 
 PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "any": "Any", "icmpv4": "ICMPv4", "icmpv6": "ICMPv6"}
 _KEYWORDS = {k.casefold(): k for k in ADDRESS_KEYWORDS}
@@ -64,7 +70,10 @@ class LabRule(_Strict):
     remote_addresses: list[str] = Field(default_factory=lambda: ["Any"])
     profile: str = "Any"
     program: str = "Any"
-    group: str = ""
+    group: str = Field("", description="The Group property (for Windows' own rules an indirect string [I]; the "
+                       "lab may give the shown name).")
+    display_group: str | None = Field(None, description="DisplayGroup, the group's name as Windows shows it "
+                                      "(default: group).")
     source: Literal["Local", "GroupPolicy"] = "Local"
 
 
@@ -85,11 +94,18 @@ def _default_profiles() -> dict[ProfileName, LabProfile]:
 
 
 class LabFirewall(_Strict):
-    """A host's Windows Firewall: profiles, rules and listeners."""
+    """A host's Windows Firewall: profiles, rules and listeners, and the network it sits on."""
 
     profiles: dict[ProfileName, LabProfile] = Field(default_factory=_default_profiles)
     rules: list[LabRule] = Field(default_factory=list)
     listeners: list[LabListener] = Field(default_factory=list)
+    network_profile: ProfileName = Field(
+        "Domain", description="The profile of the host's network (Get-NetConnectionProfile's category: a "
+        "domain member on its domain's network is Domain, a workgroup server such as an Edge Transport server "
+        "Public or Private [I]); the rehearsal evaluates traffic in it.")
+    local_subnets: list[str] = Field(
+        default_factory=list, description="The subnets of the host's interfaces, what LocalSubnet means on it "
+        "(default: the /24 of its address [I]).")
 
 
 # --- what the cmdlets accept and how they print it
@@ -223,8 +239,13 @@ def _rule_out(rule: dict[str, Any], full: bool) -> dict[str, Any]:
     if full:
         out.update(description=rule["description"], remote_ports=list(rule["remote_ports"]))
     else:
-        out["program"] = rule["program"]
+        out.update(program=rule["program"], group=rule["group"], display_group=rule["display_group"])
     return out
+
+
+def _in_groups(rule: dict[str, Any], groups: Any) -> bool:
+    wanted = {str(g).casefold() for g in groups or []}
+    return rule["group"].casefold() in wanted or rule["display_group"].casefold() in wanted
 
 
 def _allowlist_read(state: State, data: Any) -> dict[str, Any]:
@@ -232,13 +253,19 @@ def _allowlist_read(state: State, data: Any) -> dict[str, Any]:
     names = {str(n).casefold() for n in data.get("names") or []}
     resolved = resolve_names(state, data.get("resolve"))
     rules = [_rule_out(r, False) for r in firewall["rules"] if r["direction"] == "Inbound"
-             and ((r["enabled"] and r["action"] == "Allow") or r["name"].casefold() in names)]
+             and ((r["enabled"] and r["action"] == "Allow") or r["name"].casefold() in names
+                  or _in_groups(r, data.get("cluster_groups")))]
+    # Get-Service -Name: nothing (and no error, with SilentlyContinue) for a service not installed.
+    wanted = str(data.get("cluster_service")).casefold()
+    service = next((v for k, v in state["services"].items() if k.casefold() == wanted), None)
+    cluster = {"installed": False, "status": ""} if service is None else {"installed": True,
+                                                                         "status": service["status"]}
     profiles = [{"name": name, "enabled": "True" if _effective_profile(p)["enabled"] else "False",
                  "default_inbound_action": _effective_profile(p)["default_inbound_action"]}
                 for name, p in firewall["profiles"].items()]
     listeners = [{"protocol": "TCP", "address": entry["address"], "port": entry["port"], "process": entry["process"],
                   "services": list(entry["services"])} for entry in firewall["listeners"]]
-    return {"profiles": profiles, "rules": rules, "listeners": listeners, "resolved": resolved}
+    return {"profiles": profiles, "rules": rules, "listeners": listeners, "cluster": cluster, "resolved": resolved}
 
 
 def _persistent(state: State, name: Any) -> dict[str, Any]:
@@ -268,7 +295,8 @@ def _create(state: State, spec: dict[str, Any]) -> None:
         "remote_ports": windows_ports(spec.get("remote_ports", ["Any"])),
         "remote_addresses": windows_addresses(spec.get("remote_addresses", ["Any"])),
         "profile": windows_profile(spec.get("profile", "Any")),
-        "program": "Any", "group": str(spec.get("group") or ""), "source": "Local",
+        "program": "Any", "group": str(spec.get("group") or ""), "display_group": str(spec.get("group") or ""),
+        "source": "Local",
     }
     _check_ports_fit(rule)
     _firewall(state)["rules"].append(rule)
@@ -309,17 +337,17 @@ def _set(rule: dict[str, Any], prop: str, value: Any) -> None:
 
 def _allowlist_write(state: State, data: Any) -> dict[str, Any]:
     for spec in data.get("create") or []:
-        _create(state, {**spec, "direction": "Inbound", "action": "Allow", "enabled": "True", "profile": "Any",
-                        "group": "hardening"})
+        # New-NetFirewallRule -Protocol Any is sent without -LocalPort (the template's other branch).
+        ports = ["Any"] if str(spec.get("protocol")).casefold() == "any" else spec.get("local_ports")
+        _create(state, {**spec, "local_ports": ports, "direction": "Inbound", "action": "Allow", "enabled": "True",
+                        "profile": "Any", "group": "hardening"})
     for update in data.get("update") or []:
         rule = _persistent(state, update["name"])
-        for key, prop, value in (("protocol", "Protocol", update.get("protocol")),
-                                 ("local_ports", "LocalPort", update.get("local_ports")),
-                                 ("remote_addresses", "RemoteAddress", update.get("remote_addresses")),
-                                 ("profile", "Profile", "Any"), ("direction", "Direction", "Inbound"),
-                                 ("action", "Action", "Allow"), ("enable", "Enabled", "True")):
-            if key in update:
-                _set(rule, prop, value)
+        for step in update.get("steps") or []:
+            prop = str(step.get("property"))
+            if prop not in ("Protocol", "LocalPort", "RemoteAddress", "Profile", "Direction", "Action", "Enabled"):
+                raise LabScriptError(f"firewall_allowlist: unknown property {prop}")
+            _set(rule, prop, step.get("value"))
     for name in data.get("disable") or []:
         _persistent(state, name)["enabled"] = False
     for item in data.get("profiles") or []:
@@ -367,10 +395,12 @@ def _build(value: LabFirewall, host: Any) -> dict[str, Any]:
             "remote_ports": windows_ports(rule.remote_ports),
             "remote_addresses": windows_addresses(rule.remote_addresses),
             "profile": windows_profile(rule.profile), "program": rule.program, "group": rule.group,
+            "display_group": rule.group if rule.display_group is None else rule.display_group,
             "source": rule.source})
     listeners = [{"port": entry.port, "address": entry.address, "process": entry.process,
                   "services": list(entry.services)} for entry in value.listeners]
-    return {"profiles": profiles, "rules": rules, "listeners": listeners}
+    return {"profiles": profiles, "rules": rules, "listeners": listeners, "network_profile": value.network_profile,
+            "local_subnets": list(value.local_subnets)}
 
 
 SECTIONS: dict[str, StateSection] = {
@@ -388,3 +418,272 @@ SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
     ("firewall_rule", "read"): _rule_read,
     ("firewall_rule", "write"): _rule_write,
 }
+
+
+# --- The rehearsal: what the hosts' firewalls let through (see hardening.lab.rehearsal)
+#
+# An independent model of how Windows Firewall decides an inbound connection, written from
+# Microsoft's documentation, not from the firewall kinds' code:
+# - a profile switched off filters nothing; the host's network decides which profile applies
+#   (``network_profile``: a domain member on its domain's network is Domain [V] "Windows Firewall
+#   profiles"; the lab declares it, default Domain) [I for the lab's choice];
+# - allow rules that override block rules (authenticated bypass) come first, then block rules, then
+#   allow rules: "Explicit block rules take precedence over any conflicting allow rules",
+#   "Explicitly defined allow rules take precedence over the default block setting" [V]
+#   (windows-itpro-docs windows-firewall/rules.md; MS-FASP 2.2.34 FW_RULE_ACTION: allow-bypass,
+#   then block, then allow). The lab holds no authenticated (IPsec) rule, so the bypass never
+#   applies here [I];
+# - with no rule matching, the profile's DefaultInboundAction decides; NotConfigured is Block [I];
+# - a rule matches when it is enabled, inbound, in the profile, of the packet's protocol (Any for
+#   all), covers the local port (numbers, ranges; RPC = the dynamic range 49152-65535 and RPCEPMap
+#   = 135, [I] as the lab cannot see RPC's own allocation), the remote address (addresses,
+#   subnets, ranges; LocalSubnet = the host's subnets, default the /24 of its address; Intranet =
+#   private, unique-local and link-local ranges; Internet = every other address; DNS, DHCP, WINS,
+#   DefaultGateway and the other keywords match nothing here — all [I]: Windows decides them from
+#   the interfaces' configuration, which the lab does not model) and the program (a program-scoped
+#   rule matches the process listening on the port by file name [I]; with no listener known it
+#   matches nothing). Services, users and interfaces on rules are not modelled.
+
+DYNAMIC_RPC = (49152, 65535)
+# [I] the port the demo's backup agent listens on (organization.networks.backup sends to it).
+BACKUP_AGENT_PORT = 10000
+# Traffic samples for "every port and protocol" between Exchange servers and from the DCs [I]:
+# RPC's endpoint mapper and a dynamic port, transport, replication, the back end, a UDP port, ping.
+PEER_SAMPLES: tuple[tuple[str, int | None], ...] = (
+    ("TCP", 135), ("TCP", 444), ("TCP", 2525), ("TCP", 64327), ("TCP", 50000), ("UDP", 50000), ("ICMPv4", None))
+_BASE_WORDS = frozenset(k.casefold() for k in ADDRESS_KEYWORDS)
+_INTRANET = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "fc00::/7", "fe80::/10"))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic the organisation needs to reach a lab host: from whom, to which port, and what for."""
+
+    host: str
+    what: str
+    source: str
+    address: str
+    protocol: str
+    port: int | None
+    purpose: str
+    process: str | None = None  # the receiving process where no listener says (UDP, ICMP)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    why: str
+
+
+def _local_subnets(state: State) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    declared = (state.get("firewall") or {}).get("local_subnets") or []
+    if declared:
+        return [ipaddress.ip_network(s, strict=False) for s in declared]
+    address = state.get("address")
+    if not address:
+        return []
+    ip = ipaddress.ip_address(str(address))
+    return [ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False)]
+
+
+def _address_matches(entry: str, remote: ipaddress.IPv4Address | ipaddress.IPv6Address, state: State) -> bool:
+    word = entry.casefold()
+    if word[:-1] in _BASE_WORDS and word[-1:] in ("4", "6"):
+        word = word[:-1]  # LocalSubnet4, Intranet6 …: the keyword for one IP version [V] WPS
+        if (remote.version == 4) != (entry[-1] == "4"):
+            return False
+    if word == "any":
+        return True
+    if word == "localsubnet":
+        return any(remote in net for net in _local_subnets(state) if net.version == remote.version)
+    if word == "intranet":
+        return any(remote in net for net in _INTRANET if net.version == remote.version)
+    if word == "internet":
+        return not remote.is_loopback and not any(remote in net for net in _INTRANET if net.version == remote.version)
+    if entry.casefold() in _KEYWORDS:
+        return False  # DNS, DHCP, WINS, DefaultGateway …: not modelled
+    if "/" in entry:
+        net = ipaddress.ip_network(entry, strict=False)
+        return net.version == remote.version and remote in net
+    if "-" in entry:
+        low, high = (ipaddress.ip_address(p.strip()) for p in entry.split("-", 1))
+        return low.version == remote.version and int(low) <= int(remote) <= int(high)
+    return ipaddress.ip_address(entry) == remote
+
+
+def _port_matches(tokens: list[str], port: int) -> bool:
+    for token in tokens:
+        if token == "Any":
+            return True
+        if token == "RPC" and DYNAMIC_RPC[0] <= port <= DYNAMIC_RPC[1]:
+            return True
+        if token == "RPCEPMap" and port == 135:
+            return True
+        if token == "IPHTTPSIn" and port == 443:
+            return True
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", token)
+        if match and int(match.group(1)) <= port <= int(match.group(2) or match.group(1)):
+            return True
+    return False
+
+
+def _program_matches(program: str, process: str | None) -> bool:
+    if program.casefold() == "any":
+        return True
+    if process is None:
+        return False
+    name = re.split(r"[\\/]", program)[-1]
+    stem = name[:-4] if name.casefold().endswith(".exe") else name
+    return stem.casefold() == process.casefold()
+
+
+def _matches(rule: dict[str, Any], profile: str, protocol: str, port: int | None,
+             remote: ipaddress.IPv4Address | ipaddress.IPv6Address, process: str | None, state: State) -> bool:
+    if not rule["enabled"] or rule["direction"] != "Inbound":
+        return False
+    if rule["profile"] != "Any" and profile not in [p.strip() for p in rule["profile"].split(",")]:
+        return False
+    if rule["protocol"] != "Any" and rule["protocol"] != protocol:
+        return False
+    if protocol in ("TCP", "UDP") and port is not None and not _port_matches(rule["local_ports"], port):
+        return False
+    if not any(_address_matches(a, remote, state) for a in rule["remote_addresses"]):
+        return False
+    return _program_matches(str(rule.get("program") or "Any"), process)
+
+
+def inbound_verdict(state: State, protocol: str, port: int | None, source: str, process: str | None) -> Verdict:
+    """Whether a host's firewall admits one inbound connection (or datagram), and why."""
+    firewall = state["firewall"]
+    profile_name = str(firewall.get("network_profile") or "Domain")
+    profile = _effective_profile(firewall["profiles"][profile_name])
+    if not profile["enabled"]:
+        return Verdict(True, f"the {profile_name} profile is off")
+    remote = ipaddress.ip_address(source)
+    matching = [r for r in firewall["rules"] if _matches(r, profile_name, protocol, port, remote, process, state)]
+    block = next((r for r in matching if r["action"] == "Block"), None)
+    if block is not None:
+        return Verdict(False, f"blocked by {block['display_name']}")
+    allow = next((r for r in matching if r["action"] == "Allow"), None)
+    if allow is not None:
+        return Verdict(True, f"allowed by {allow['display_name']}")
+    if profile["default_inbound_action"] == "Allow":
+        return Verdict(True, f"the {profile_name} profile allows by default")
+    return Verdict(False, f"no rule admits it in the {profile_name} profile, which blocks by default")
+
+
+def _sample(network: str) -> str:
+    """One address standing for a network (its first host) or the address itself [I]."""
+    net = ipaddress.ip_network(network, strict=False)
+    if net.num_addresses == 1:
+        return str(net.network_address)
+    return str(next(net.hosts()))
+
+
+def _roles(state: State) -> set[str]:
+    return {str(r) for r in ((state.get("exchange") or {}).get("roles") or [])}
+
+
+def _is_edge(state: State) -> bool:
+    return bool(_roles(state) & {"EdgeTransport", "Edge"})
+
+
+def _is_internal(state: State) -> bool:
+    return bool(_roles(state)) and not _is_edge(state)
+
+
+def _listener(state: State, port: int) -> str | None:
+    return next((str(e["process"]) for e in (state.get("firewall") or {}).get("listeners") or []
+                 if e["port"] == port and not ipaddress.ip_address(str(e["address"])).is_loopback), None)
+
+
+def required_flows(org: Organization, hosts: Mapping[str, State]) -> list[Flow]:
+    """The traffic the organisation needs to reach each lab host (see ``consequences``)."""
+    flows: list[Flow] = []
+    networks = org.networks
+    controller = networks.get("controller")
+    for name, state in hosts.items():
+        if state.get("firewall") is None:
+            continue
+        ports = list(org.management_ports.get(name, ()))
+        if controller:
+            for i, port in enumerate(ports):
+                if i == 0 or _listener(state, port) is not None:
+                    flows.append(Flow(name, "management", "hardening", _sample(controller), "TCP", port,
+                                      "management (WinRM / Exchange's endpoint)"))
+        if networks.get("admin") and _listener(state, 3389) is not None:
+            flows.append(Flow(name, "rdp", "the admin network", _sample(networks["admin"]), "TCP", 3389,
+                              "Remote Desktop from the admin network"))
+        if "Mailbox" in _roles(state) and networks.get("backup"):
+            flows.append(Flow(name, "backup", "the backup server", _sample(networks["backup"]), "TCP",
+                              BACKUP_AGENT_PORT, "backups (the backup agent)"))
+        if "Mailbox" in _roles(state) and networks.get("clients"):
+            for port in (443, 587, 995):
+                if port != 995 or _listener(state, 995) is not None:
+                    flows.append(Flow(name, "clients", "the clients' network", _sample(networks["clients"]), "TCP",
+                                      port, "clients (HTTPS, SMTP submission, POP3 over TLS)"))
+        if _is_internal(state):
+            peers = [(p, org.addresses[p]) for p, s in hosts.items()
+                     if p != name and _is_internal(s) and org.addresses.get(p)]
+            for peer, address in peers:
+                flows += [Flow(name, "exchange-peers", peer, address, proto, port,
+                               "traffic between Exchange servers (Microsoft supports no filtering there)")
+                          for proto, port in PEER_SAMPLES]
+            for dc, address in org.domain_controllers.items():
+                flows += [Flow(name, "domain-controllers", dc, address, proto, port,
+                               "traffic from the domain controllers (Microsoft supports no filtering there)")
+                          for proto, port in PEER_SAMPLES]
+        dag = org.dag_of(name)
+        if dag is not None:
+            for member in dag.members:
+                if member.casefold() != name.casefold() and org.addresses.get(member):
+                    flows.append(Flow(name, "cluster-heartbeat", member, org.addresses[member], "UDP", 3343,
+                                      f"{dag.name}'s cluster heartbeat", process="System"))
+        for witnessed in org.witness_of(name):
+            for member in witnessed.members:
+                if org.addresses.get(member):
+                    flows.append(Flow(name, "witness", member, org.addresses[member], "TCP", 445,
+                                      f"{witnessed.name}'s file share witness"))
+        if _is_edge(state):
+            if networks.get("internet"):
+                flows.append(Flow(name, "edge-smtp", "the internet", _sample(networks["internet"]), "TCP", 25,
+                                  "mail from the internet"))
+            for mailbox, other in hosts.items():
+                if "Mailbox" in _roles(other) and org.addresses.get(mailbox):
+                    flows.append(Flow(name, "edge-smtp", mailbox, org.addresses[mailbox], "TCP", 25,
+                                      "mail from the organisation"))
+                    flows.append(Flow(name, "edge-sync", mailbox, org.addresses[mailbox], "TCP", 50636,
+                                      "EdgeSync"))
+    return flows
+
+
+def _flow_text(protocol: str, port: int | None) -> str:
+    return protocol if port is None else f"{protocol} {port}"
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """What the hosts' firewalls break in the organisation: each flow it needs (``required_flows``:
+    management from hardening's controller on each host's management ports, Remote Desktop from the
+    admin network, the backup agent from the backup server, clients on 443/587 (and 995 where POP3
+    listens) on Mailbox servers, every port and protocol between internal Exchange servers and from
+    the domain controllers (sampled: PEER_SAMPLES), UDP 3343 between a DAG's members, TCP 445 from a
+    DAG's members to its witness server, SMTP 25 from the internet and the Mailbox servers and
+    EdgeSync 50636 from the Mailbox servers on Edge servers) evaluated by ``inbound_verdict``. One
+    Breakage per host, purpose and source, naming the ports refused."""
+    refused: dict[tuple[str, str, str, str], list[tuple[Flow, Verdict]]] = {}
+    for flow in required_flows(org, hosts):
+        state = hosts[flow.host]
+        process = (_listener(state, flow.port) if flow.protocol == "TCP" and flow.port is not None else None) \
+            or flow.process
+        verdict = inbound_verdict(state, flow.protocol, flow.port, flow.address, process)
+        if not verdict.allowed:
+            refused.setdefault((flow.host, flow.what, flow.source, flow.purpose), []).append((flow, verdict))
+    out = []
+    for (host, what, source, purpose), items in refused.items():
+        first = items[0][0]
+        ports = ", ".join(_flow_text(f.protocol, f.port) for f, _ in items)
+        reasons = "; ".join(dict.fromkeys(v.why for _, v in items))
+        out.append(Breakage(host, what, f"{host} refuses {source} ({first.address}) on {ports}: {purpose} blocked "
+                                        f"({reasons})"))
+    return out

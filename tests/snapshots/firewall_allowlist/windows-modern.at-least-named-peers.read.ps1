@@ -2,11 +2,12 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 # hardening:call kind=firewall_allowlist op=read
 & {
-    $Call = ConvertFrom-Json -InputObject '{"id":"at-least-named-peers","n":0,"data":{"names":["hardening-smtp","hardening-submission","hardening-http","hardening-https","hardening-backend","hardening-transport","hardening-replication","hardening-rpc","hardening-management"],"resolve":["mail01.contoso.com"]}}'
+    $Call = ConvertFrom-Json -InputObject '{"id":"at-least-named-peers","n":0,"data":{"names":["hardening-smtp","hardening-submission","hardening-http","hardening-https","hardening-exchange-peers","hardening-cluster-udp","hardening-cluster-tcp","hardening-management"],"cluster_groups":["Failover Clusters"],"cluster_service":"ClusSvc","resolve":["dc01.contoso.com","mail01.contoso.com"]}}'
     $Desired = $Call.data
     try {
         $State = & {
             $names = @($Desired.names)
+            $clusterGroups = @($Desired.cluster_groups)
             $resolved = @{}
             foreach ($hostName in @($Desired.resolve)) {
                 $resolved[[string]$hostName] = @(foreach ($ip in [System.Net.Dns]::GetHostAddresses([string]$hostName)) { $ip.IPAddressToString })
@@ -26,7 +27,9 @@ $ProgressPreference = 'SilentlyContinue'
             }
             $rules = @(foreach ($rule in @(Get-NetFirewallRule -PolicyStore 'ActiveStore' -Direction 'Inbound')) {
                 $isOpen = ([string]$rule.Enabled -eq 'True') -and ([string]$rule.Action -eq 'Allow')
-                if (-not $isOpen -and -not ($names -contains [string]$rule.Name)) {
+                # The clustering group's rules are read even when disabled: their presence tells a cluster node.
+                $isCluster = ($clusterGroups -contains [string]$rule.DisplayGroup) -or ($clusterGroups -contains [string]$rule.Group)
+                if (-not $isOpen -and -not $isCluster -and -not ($names -contains [string]$rule.Name)) {
                     continue
                 }
                 $id = [string]$rule.InstanceID
@@ -45,8 +48,15 @@ $ProgressPreference = 'SilentlyContinue'
                     local_ports = @($ports.LocalPort)
                     remote_addresses = @($addresses.RemoteAddress)
                     program = [string]$program.Program
+                    group = [string]$rule.Group
+                    display_group = [string]$rule.DisplayGroup
                 }
             })
+            # The Cluster service: absent where Failover Clustering is not installed (not an error here).
+            $cluster = [pscustomobject]@{ installed = $false; status = '' }
+            foreach ($service in @(Get-Service -Name ([string]$Desired.cluster_service) -ErrorAction 'SilentlyContinue')) {
+                $cluster = [pscustomobject]@{ installed = $true; status = [string]$service.Status }
+            }
             $processNames = @{}
             foreach ($process in @(Get-Process)) {
                 $processNames[[int]$process.Id] = [string]$process.ProcessName
@@ -87,6 +97,7 @@ $ProgressPreference = 'SilentlyContinue'
                 profiles = $profiles
                 rules = $rules
                 listeners = $listeners
+                cluster = $cluster
                 resolved = $resolved
             }
         }
