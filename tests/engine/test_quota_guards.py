@@ -188,3 +188,50 @@ def test_fsrm_without_its_powershell_module_fails_saying_what_to_install(tmp_pat
         ("MAIL02", "fsrm")]
     assert outcome.status is Status.FAILED
     assert "Install-WindowsFeature -Name RSAT-FSRM-Mgmt" in outcome.message
+
+
+BYPASS = """\
+    name: bypass
+    hosts: all
+    controls:
+      - id: bypass
+        title: audit bypass only where the site says so
+        mailbox_audit_bypass: {params}
+    """
+
+
+def test_bypass_of_accounts_nobody_named_is_reported_not_removed(tmp_path: Path) -> None:
+    lab = load_lab()
+    inventory = write_inventory(tmp_path, ["MAIL01"])
+    run = apply_run(write_playbook(tmp_path, BYPASS.format(params="{}")), inventory, lab=lab)
+    outcome = outcomes(run)[("MAIL01", "bypass")]
+    assert outcome.status is Status.DRIFTED
+    assert outcome.message.startswith("not changed: ")
+    assert ("not removed: 3 accounts bypass mailbox audit logging and are named in neither allowed nor remove "
+            "(contoso.com/Users/svc-archive, contoso.com/Users/svc-backup, contoso.com/Users/svc-journal)") in (
+        outcome.message)
+    assert not any(e[0] == "Set-MailboxAuditBypassAssociation" for e in lab_host(lab, "MAIL01").received)
+    assert run.exit_code == 3
+
+
+def test_named_accounts_lose_bypass_while_unnamed_ones_keep_it(tmp_path: Path) -> None:
+    lab = load_lab()
+    inventory = write_inventory(tmp_path, ["MAIL03"])
+    run = apply_run(write_playbook(tmp_path, BYPASS.format(params="{remove: admin.jsmith}")), inventory, lab=lab)
+    outcome = outcomes(run)[("MAIL03", "bypass")]
+    assert outcome.status is Status.DRIFTED
+    assert outcome.message.startswith("changed Mailbox audit bypass.NamedForRemoval")
+    assert "not changed: Mailbox audit bypass.UnreviewedBypassing" in outcome.message
+    bypass = {a["Name"]: a["AuditBypassEnabled"] for a in lab_host(lab, "MAIL03").state["mailbox_audit_bypass"]}
+    assert bypass == {"svc-journal": True, "svc-backup": True, "svc-archive": True, "admin.jsmith": False}
+
+
+def test_unknown_remove_removes_every_bypass_nobody_allowed(tmp_path: Path) -> None:
+    lab = load_lab()
+    inventory = write_inventory(tmp_path, ["MAIL01"])
+    params = "{allowed: svc-journal, unknown: remove}"
+    assert statuses(apply_run(write_playbook(tmp_path, BYPASS.format(params=params)), inventory, lab=lab)) == {
+        ("MAIL01", "bypass"): "fixed"}
+    bypass = {a["Name"]: a["AuditBypassEnabled"] for a in lab_host(lab, "MAIL01").state["mailbox_audit_bypass"]}
+    assert bypass["svc-journal"] is True
+    assert bypass["svc-backup"] is False and bypass["svc-archive"] is False

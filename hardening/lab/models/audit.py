@@ -295,6 +295,10 @@ def _build_bypass(value: list[dict[str, Any]], host: Any) -> list[dict[str, Any]
     return out
 
 
+def _build_needed(value: dict[str, str], host: Any) -> dict[str, str]:
+    return dict(value)
+
+
 # --- the advanced audit policy -----------------------------------------------------------------
 
 Setting = Literal["none", "success", "failure", "both"]
@@ -393,6 +397,9 @@ SECTIONS: dict[str, StateSection] = {
     "mailbox_audit_bypass": StateSection(list[dict[str, Any]], [], _build_bypass,
                                          "Accounts' mailbox audit bypass associations (Name; AuditBypassEnabled); "
                                          "every mailbox owner has one too (false)."),
+    "bypass_needed": StateSection(dict[str, str], {}, _build_needed,
+                                  "Accounts that need their mailbox audit bypass (service accounts that open every "
+                                  "mailbox), by Name, with what depends on it; only the rehearsal reads it."),
     "audit_policy": StateSection(LabAuditPolicy, LabAuditPolicy(), _build_policy,
                                  "The advanced audit policy: subcategories over Windows' defaults, the force "
                                  "option, auditpol's language."),
