@@ -27,14 +27,14 @@ from rich.text import Text
 from . import apply, check, load_inventory, load_lab, load_playbook, plan
 from .docs import write_docs
 from .doctor import diagnose
-from .errors import HardeningError
+from .errors import HardeningError, InventoryError
 from .history import HistoryStore, default_history_path, parse_since, summary_line
 from .inventory import Inventory
 from .kinds import KINDS
 from .lab import Lab
 from .lab.endpoint import PASSWORD as ENDPOINT_PASSWORD
 from .lab.endpoint import LabEndpoint, serve_lab
-from .lab.scenario import BUILTIN_SCENARIO, merged_lab_text
+from .lab.scenario import BUILTIN_SCENARIO, DEMO_INVENTORY, merged_lab_text
 from .model import Mode, Run
 from .notify import Notifier, load_notify_settings
 from .playbook import Playbook, playbook_schema
@@ -45,6 +45,7 @@ from .resources import data_dir
 from .rollback import rollback
 from .run import Options, execute
 from .schedule import cron_line, systemd_units, windows_task_xml
+from .sourcefile import load_yaml
 from .version import __version__
 from .watch import MaintenanceWindow, stop_on_signals, watch
 
@@ -52,7 +53,6 @@ __all__ = ["main"]
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1
-DEMO_INVENTORY = BUILTIN_SCENARIO.with_name("demo-inventory.yml")
 
 
 def _split(values: Sequence[str] | None) -> tuple[str, ...]:
@@ -220,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
                        "message encryption)")
     serve.add_argument("--inventory-out", required=True, metavar="PATH", help="write an inventory for the served "
                        "hosts here (the password goes to PATH.password, mode 0600)")
+    serve.add_argument("--site-inventory", metavar="PATH", help="an inventory whose vars and groups (the site "
+                       "values playbooks require) the written inventory keeps (default: the demo inventory for the "
+                       "built-in scenario, else inventory.yml beside the lab file, as lab init writes it)")
     reset = lab_sub.add_parser("reset", help="forget a lab file's saved state (back to the file's contents)")
     reset.add_argument("lab_file")
     return parser
@@ -320,7 +323,15 @@ def _write_reports(run: Run, json_path: str | None, junit_path: str | None, cons
         console.print(f"JUnit report: {write_junit(run, junit_path)}", markup=False)
 
 
-def _serve(lab: Lab, https: bool, port: int | None, inventory_out: Path) -> LabEndpoint:
+def _site_inventory(lab_file: str | None) -> Path | None:
+    """The inventory whose site values a served lab keeps: the demo's, or the one lab init wrote."""
+    if lab_file is None:
+        return DEMO_INVENTORY
+    beside = Path(lab_file).resolve().parent / "inventory.yml"
+    return beside if beside.is_file() else None
+
+
+def _serve(lab: Lab, https: bool, port: int | None, inventory_out: Path, site: Path | None) -> LabEndpoint:
     """Start the loopback endpoint and write an inventory for it; the password file is 0600.
 
     WinRM's own port by default, so that playbooks which protect the management port (the firewall
@@ -331,7 +342,8 @@ def _serve(lab: Lab, https: bool, port: int | None, inventory_out: Path) -> LabE
     password_file.touch(mode=0o600, exist_ok=True)
     password_file.chmod(0o600)
     password_file.write_text(ENDPOINT_PASSWORD, encoding="utf-8")
-    endpoint.write_inventory(inventory_out, f"file:{password_file}")
+    site_data = load_yaml(site, error=InventoryError).data if site is not None else None
+    endpoint.write_inventory(inventory_out, f"file:{password_file}", site_data if isinstance(site_data, dict) else None)
     return endpoint
 
 
@@ -344,7 +356,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
         return _demo_runs(args, console, lab, playbook, load_inventory(DEMO_INVENTORY), out, "in process")
     # The endpoint's inventory and password file live only as long as the demo does.
     with tempfile.TemporaryDirectory(prefix="hardening-demo-endpoint-") as private, \
-            _serve(lab, False, None, Path(private) / "inventory.yml") as endpoint:
+            _serve(lab, False, None, Path(private) / "inventory.yml", DEMO_INVENTORY) as endpoint:
         inventory = load_inventory(Path(private) / "inventory.yml")
         where = ", ".join(f"{h.name} {h.address}:{h.port}" for h in endpoint.hosts.values())
         return _demo_runs(args, console, lab, playbook, inventory, out,
@@ -519,7 +531,8 @@ def _lab(args: argparse.Namespace, console: Console) -> int:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        with _serve(lab, args.https, args.port, Path(args.inventory_out)) as endpoint:
+        site = Path(args.site_inventory) if args.site_inventory else _site_inventory(args.hosts)
+        with _serve(lab, args.https, args.port, Path(args.inventory_out), site) as endpoint:
             for host in endpoint.hosts.values():
                 console.print(f"{host.name}: {host.url}", markup=False)
             console.print(f"inventory: {args.inventory_out}; stop with Ctrl-C or SIGTERM", markup=False)

@@ -76,7 +76,8 @@ def kind_page(kind: Kind[Any], controls: list[Control] | None = None) -> str:
     for variant in kind.variants:
         lines.append(f"- **{variant.name}**: {variant.description}. Requests checked against the cmdlet "
                      f"catalogue for: {', '.join(variant.products)}.")
-    lines += ["", "A host no variant applies to gets `not_applicable`, with a sentence naming its platform.", ""]
+    lines += ["", "A host no variant applies to gets `unsupported` (not checked; exit code 2), with a sentence "
+              "naming its platform, unless the control says `on_unsupported: not_applicable`.", ""]
     channel = ("cmdlet invocations on the Exchange endpoint" if kind.channel == "exchange"
                else "a section of the Windows script bundle")
     lines += ["## How it reads, writes and compares", "",

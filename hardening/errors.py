@@ -6,12 +6,15 @@ clear line (``file:line:col: key: what is wrong``) and exit 1 without a tracebac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "HardeningError",
     "InputError",
+    "InputErrors",
     "InventoryError",
+    "MissingVariablesError",
     "PlaybookError",
     "SecretError",
     "SourceLocation",
@@ -51,6 +54,25 @@ class InputError(HardeningError):
         where = f"{location}: " if location.file else ""
         what = f"{key}: " if key else ""
         super().__init__(f"{where}{what}{problem}")
+
+
+class InputErrors(HardeningError):
+    """Several input errors found at once, each with its own place; one message, one line each."""
+
+    def __init__(self, errors: Sequence[InputError], summary: str) -> None:
+        self.errors = tuple(errors)
+        self.summary = summary
+        lines = [f"{summary} ({len(errors)} problem{'s' if len(errors) != 1 else ''}):"]
+        lines += [f"  {error}" for error in errors]
+        super().__init__("\n".join(lines))
+
+
+class MissingVariablesError(InputError):
+    """Variables that the selected controls use and nothing sets (site values have no defaults)."""
+
+    def __init__(self, location: SourceLocation, problem: str, variables: Sequence[str]) -> None:
+        self.variables = tuple(variables)
+        super().__init__(location, problem)
 
 
 class PlaybookError(InputError):

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "AddRemove",
     "Bundle",
     "Call",
     "Change",
@@ -42,6 +43,9 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     NOT_APPLICABLE = "not_applicable"
+    # No variant of the control's kind exists for the host's platform: the control was not checked,
+    # and a scheduler must not read that as compliant (exit code 2 unless the playbook says otherwise).
+    UNSUPPORTED = "unsupported"
 
 
 class Mode(StrEnum):
@@ -72,7 +76,19 @@ class Switch:
         return hash(Switch)
 
 
-ParamValue = str | int | bool | tuple[str, ...] | Switch | None
+@dataclass(frozen=True)
+class AddRemove:
+    """A multi-valued parameter's change that keeps the other entries: PowerShell's
+    ``@{Add='a','b'; Remove='c'}``, which Exchange's MultiValuedProperty parameters accept [V]
+    (OPS, e.g. Set-TransportConfig -TLSSendDomainSecureList). Sent as a Hashtable, not a list: a
+    list replaces the whole property, so two writes computed from the same read would undo each
+    other's additions."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+ParamValue = str | int | bool | tuple[str, ...] | AddRemove | Switch | None
 
 
 @dataclass(frozen=True)
@@ -268,9 +284,10 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """0 all compliant; 2 a control failed or a host was unreachable; 3 drift found or fixed."""
+        """0 all compliant; 2 a control failed, could not be checked (``unsupported``) or a host was
+        unreachable; 3 drift found or fixed."""
         summary = self.summary
-        if summary["failed"] or summary["unreachable"]:
+        if summary["failed"] or summary["unreachable"] or summary["unsupported"]:
             return 2
         if summary["drifted"] or summary["fixed"]:
             return 3

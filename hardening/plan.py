@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import jinja2.sandbox
 import pydantic
 
-from .errors import InputError, PlaybookError, SourceLocation
+from .errors import InputError, InputErrors, MissingVariablesError, PlaybookError, SourceLocation
 from .facts import Facts
 from .inventory import Host, Inventory
 from .kinds import KINDS, Context, ControlFailed, Kind, KindParams, NotApplicable
@@ -24,15 +25,22 @@ from .model import Section, Status
 from .playbook import Control, Playbook, matches_any
 from .render import bundle_text
 
-__all__ = ["HostPlan", "Step", "describe", "select", "steps"]
+__all__ = ["HostPlan", "Step", "describe", "inventory_variables", "select", "steps"]
 
 
 @dataclass(frozen=True)
 class HostPlan:
-    """The controls that apply to one host, before facts are known."""
+    """The controls that apply to one host, before facts are known.
+
+    ``refusals`` are the sentences of the kinds' guards (``preflight``) by control id: ``apply``
+    refuses them before anything is sent; ``check`` and ``plan`` report them on the outcome.
+    ``inventory_vars`` are the render variables the whole inventory gives (``groups``, ``hostvars``).
+    """
 
     host: Host
     controls: tuple[Control, ...]
+    refusals: Mapping[str, str] = field(default_factory=dict)
+    inventory_vars: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,8 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
                          f"{inventory.path}")
     _check_tags(playbook, tags, "--tags")
     _check_tags(playbook, skip, "--skip-tags")
-    plans = []
+    shared = inventory_variables(inventory)
+    chosen_by_host = []
     for host in inventory.hosts.values():
         if limit and not matches_any(host.name, host.groups, limit):
             continue
@@ -83,18 +92,114 @@ def select(playbook: Playbook, inventory: Inventory, *, limit: Iterable[str] = (
                        if all(matches_any(host.name, host.groups, chain.patterns) for chain in c.hosts)
                        and _tagged(c, tags, skip))
         if chosen:
-            plans.append(HostPlan(host, chosen))
-    for plan in plans:
-        for control in plan.controls:
+            chosen_by_host.append((host, chosen))
+    _refuse_missing_variables(chosen_by_host, inventory)
+    plans = []
+    for host, chosen in chosen_by_host:
+        refusals: dict[str, str] = {}
+        for control in chosen:
             params = control.params
             if params is None and not _uses_facts(control.raw_params):
-                params = render_params(control, plan.host, Facts())  # bad input is refused before anything is sent
+                # bad input is refused before anything is sent
+                params = render_params(control, host, Facts(), shared)
             if params is not None:
-                problem = KINDS[control.kind].preflight(params, plan.host)
+                problem = KINDS[control.kind].preflight(params, host)
                 if problem:
-                    raise PlaybookError(control.location, f"refused for host {plan.host.name}: {problem}",
-                                        key=control.kind)
+                    refusals[control.id] = problem
+        plans.append(HostPlan(host, chosen, refusals, shared))
     return tuple(plans)
+
+
+def refuse_guarded(plans: Iterable[HostPlan]) -> None:
+    """Refuse an ``apply`` before anything is sent when a kind's guard refuses a control on a host
+    (e.g. a firewall change that would cut the connection in use); every refusal in one message."""
+    errors = [PlaybookError(control.location, f"refused for host {plan.host.name}: {plan.refusals[control.id]}",
+                            key=control.kind)
+              for plan in plans for control in plan.controls if control.id in plan.refusals]
+    if errors:
+        raise InputErrors(errors, "apply refused before anything was sent")
+
+
+def inventory_variables(inventory: Inventory) -> dict[str, Any]:
+    """``groups`` (group → host names, as Ansible's) and ``hostvars`` (host → address, declared facts,
+    vars, groups) for ``{{ … }}`` in parameters. The inventory holds no secret values: passwords are
+    references and are not part of these."""
+    groups = {name: sorted(members) for name, members in inventory.groups.items()}
+    groups["all"] = list(inventory.hosts)
+    hostvars = {name: {"address": host.address, "facts": dict(host.facts), "vars": dict(host.vars),
+                       "groups": sorted(host.groups)}
+                for name, host in inventory.hosts.items()}
+    return {"groups": groups, "hostvars": hostvars}
+
+
+# Names every template may use besides the variables: what the engine itself provides.
+PROVIDED_NAMES = frozenset({"facts", "host", "groups", "hostvars"})
+
+
+def template_names(value: Any) -> set[str]:
+    """The variables that the ``{{ … }}`` templates in a parameter value refer to."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return set()
+        try:
+            return set(jinja2.meta.find_undeclared_variables(_ENVIRONMENT.parse(value)))
+        except jinja2.TemplateSyntaxError:
+            return set()  # rendering reports the syntax error with its place
+    if isinstance(value, Mapping):
+        return {n for v in value.values() for n in template_names(v)}
+    if isinstance(value, list):
+        return {n for v in value for n in template_names(v)}
+    return set()
+
+
+def _where_used(control: Control, name: str) -> SourceLocation:
+    """The place of the first parameter of a control whose template uses the variable."""
+
+    def find(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+        if isinstance(value, str):
+            return path if name in template_names(value) else None
+        items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            found = find(item, (*path, key))
+            if found is not None:
+                return found
+        return None
+
+    path = find(control.raw_params, ())
+    return control.location if path is None else control.document.location(("controls", control.index,
+                                                                              control.kind, *path))
+
+
+def _refuse_missing_variables(chosen: Iterable[tuple[Host, tuple[Control, ...]]], inventory: Inventory) -> None:
+    """Every variable that a selected control uses and nothing sets, for every host, in one message,
+    before anything is sent: site values (networks, domain controllers, partners) have no defaults."""
+    missing: dict[str, dict[str, Any]] = {}
+    for host, controls in chosen:
+        for control in controls:
+            for name in sorted(template_names(control.raw_params) - PROVIDED_NAMES):
+                if name in control.vars or name in host.vars:
+                    continue
+                entry = missing.setdefault(name, {"description": None, "controls": {}, "hosts": []})
+                entry["description"] = entry["description"] or control.required_vars.get(name)
+                entry["controls"].setdefault(control.id, _where_used(control, name))
+                if host.name not in entry["hosts"]:
+                    entry["hosts"].append(host.name)
+    if not missing:
+        return
+    lines = [f"{len(missing)} variable{'s' if len(missing) > 1 else ''} that the selected controls need "
+             f"{'are' if len(missing) > 1 else 'is'} not set; nothing was sent:"]
+    for name, entry in missing.items():
+        lines.append(f"  {name}: " + (entry["description"] or "used by the playbook, which neither gives it a "
+                                                             "default nor declares it in required_vars"))
+        hosts = entry["hosts"]
+        shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+        for control_id, location in entry["controls"].items():
+            lines.append(f"    needed by {control_id} ({location}) on {shown}")
+    lines.append("set them in the inventory's vars: at the top level (every host), under a group, or under a "
+                 "host, e.g.")
+    lines.append("  vars:")
+    lines += [f"    {name}: ..." for name in missing]
+    raise MissingVariablesError(SourceLocation(inventory.path), "\n".join(lines), list(missing))
 
 
 def _check_tags(playbook: Playbook, tags: frozenset[str], option: str) -> None:
@@ -134,22 +239,41 @@ def steps(plan: HostPlan, facts: Facts, today: dt.date) -> tuple[Step, ...]:
             continue
         variant = kind.variant_for(facts)
         if isinstance(variant, str):
-            out.append(Step(control, kind, None, None, Status.NOT_APPLICABLE, variant))
+            if control.on_unsupported == "not_applicable":
+                out.append(Step(control, kind, None, None, Status.NOT_APPLICABLE,
+                                f"{variant} (not wanted there: on_unsupported: not_applicable)"))
+            else:
+                out.append(Step(control, kind, None, None, Status.UNSUPPORTED, f"not checked: {variant}"))
             continue
         try:
-            params = control.params or render_params(control, plan.host, facts)
+            params = control.params or render_params(control, plan.host, facts, plan.inventory_vars)
         except InputError as exc:
             out.append(Step(control, kind, None, None, Status.FAILED, f"bad parameters: {exc}"))
             continue
-        out.append(Step(control, kind, params, Context(plan.host.name, facts, variant)))
+        out.append(Step(control, kind, params, Context(plan.host.name, facts, variant,
+                                                       management_ports(plan.host))))
     return tuple(out)
 
 
-def render_params(control: Control, host: Host, facts: Facts) -> KindParams:
+def management_ports(host: Host) -> tuple[int, ...]:
+    """The TCP ports this run manages the host through: WinRM as the inventory says, and Exchange's
+    remote PowerShell endpoint (on the host itself) — a guard must never close them."""
+    connection = host.connection
+    if connection.transport == "ldap":
+        return ()
+    return tuple(dict.fromkeys((connection.effective_port, connection.effective_exchange_port)))
+
+
+_ENVIRONMENT = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def render_params(control: Control, host: Host, facts: Facts,
+                  inventory_vars: Mapping[str, Any] | None = None) -> KindParams:
     """Render ``{{ … }}`` in a control's parameters for one host, then validate them."""
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                                        finalize=_known)
-    variables: dict[str, Any] = {**control.vars, **host.vars, "facts": facts.to_json(), "host": host.name}
+    variables: dict[str, Any] = {**control.vars, **host.vars, **(inventory_vars or {}), "facts": facts.to_json(),
+                                 "host": host.name}
 
     def render(value: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(value, str) and ("{{" in value or "{%" in value):
@@ -190,6 +314,8 @@ def describe(plan: HostPlan, facts: Facts, today: dt.date) -> str:
                      f"{facts.exchange_install_path}, directory DC=example,DC=com")
     for step in steps(plan, facts, today):
         lines.append(f"\n## {step.control.id} ({step.kind.name}): {step.control.title}")
+        if step.control.id in plan.refusals:
+            lines.append(f"# apply would refuse this control on this host: {plan.refusals[step.control.id]}")
         if step.status is not None or step.params is None or step.ctx is None:
             lines.append(f"# {step.status.value if step.status else 'skipped'}: {step.message}")
             continue

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import pydantic.json_schema
@@ -81,6 +81,10 @@ class ControlBase(_Strict):
     tags: list[str] = Field(default_factory=list)
     policy: Policy = Field(Policy.ENFORCE, description="enforce: apply writes it; monitor: only checked.")
     exceptions: list[ExceptionModel] = Field(default_factory=list)
+    on_unsupported: Literal["unsupported", "not_applicable"] = Field(
+        "unsupported", description="A host for which the kind has no variant (its platform is not supported): "
+        "unsupported (default) is a finding that makes the run's exit code 2, since the control was not checked; "
+        "not_applicable says the control is not wanted on such hosts.")
 
 
 class PlaybookModel(_Strict):
@@ -90,6 +94,11 @@ class PlaybookModel(_Strict):
     description: str = ""
     hosts: str | list[str] = Field("all", description="Host or group patterns (globs; !pattern excludes).")
     vars: dict[str, Any] = Field(default_factory=dict, description="Defaults for {{ var }} in parameters.")
+    required_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variables this playbook needs and has no default for (site values: networks, domain "
+        "controllers, partner domains ...), each with a sentence saying what to set. A run whose inventory "
+        "does not set one refuses before anything is sent.")
     include: list[str] = Field(default_factory=list, description="Other playbooks, relative to this file.")
     controls: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -138,6 +147,9 @@ class Control:
     vars: Mapping[str, Any]
     document: Document = field(compare=False, repr=False)
     index: int = 0
+    # Variables of this control's playbook and its includers that have no default: name → what to set.
+    required_vars: Mapping[str, str] = field(default_factory=dict)
+    on_unsupported: Literal["unsupported", "not_applicable"] = "unsupported"
 
     def params_error(self, exc: pydantic.ValidationError) -> PlaybookError:
         """A validation error of rendered parameters, placed in this control's file."""
@@ -176,7 +188,7 @@ def load_playbook(path: str | Path) -> Playbook:
     resolved = resolve_playbook_path(path)
     controls: list[Control] = []
     sources: list[PlaybookRef] = []
-    name, description = _load(resolved, controls, sources, (), {}, stack=())
+    name, description = _load(resolved, controls, sources, (), {}, {}, stack=())
     seen: dict[str, Control] = {}
     for control in controls:
         if control.id in seen:
@@ -188,7 +200,8 @@ def load_playbook(path: str | Path) -> Playbook:
 
 
 def _load(path: Path, controls: list[Control], sources: list[PlaybookRef], hosts: tuple[HostPatterns, ...],
-          inherited_vars: Mapping[str, Any], stack: tuple[Path, ...]) -> tuple[str, str]:
+          inherited_vars: Mapping[str, Any], inherited_required: Mapping[str, str],
+          stack: tuple[Path, ...]) -> tuple[str, str]:
     real = path.resolve()
     if real in stack:
         chain = " → ".join(p.name for p in (*stack, real))
@@ -204,7 +217,13 @@ def _load(path: Path, controls: list[Control], sources: list[PlaybookRef], hosts
     sources.append(PlaybookRef(str(path), top.name, digest))
     own_hosts = (*hosts, HostPatterns(tuple([top.hosts] if isinstance(top.hosts, str) else top.hosts),
                                       doc.location(("hosts",))))
+    for name in top.required_vars:
+        if name in top.vars:
+            raise doc.error(("vars", name), f"{name!r} is a required variable of this playbook (required_vars): "
+                            "it has no default here; set it in the inventory's vars", key=True, cls=PlaybookError)
     variables = {**inherited_vars, **top.vars}
+    # A value an including playbook sets (a site's own playbook) satisfies a requirement of the included one.
+    required = {k: v for k, v in {**inherited_required, **top.required_vars}.items() if k not in variables}
     for i, name in enumerate(top.include):
         target = resolve_playbook_path(name, path.parent)
         if not target.is_file():
@@ -213,14 +232,14 @@ def _load(path: Path, controls: list[Control], sources: list[PlaybookRef], hosts
         if target.resolve() in (*stack, real):
             chain = " → ".join(p.name for p in (*stack, real, target.resolve()))
             raise doc.error(("include", i), f"include cycle: {chain}", cls=PlaybookError)
-        _load(target, controls, sources, own_hosts, variables, (*stack, real))
+        _load(target, controls, sources, own_hosts, variables, required, (*stack, real))
     for i, raw in enumerate(top.controls):
-        controls.append(_control(doc, i, raw, own_hosts, variables))
+        controls.append(_control(doc, i, raw, own_hosts, variables, required))
     return top.name, top.description
 
 
 def _control(doc: Document, index: int, raw: Any, hosts: tuple[HostPatterns, ...],
-             variables: Mapping[str, Any]) -> Control:
+             variables: Mapping[str, Any], required: Mapping[str, str]) -> Control:
     path = ("controls", index)
     if not isinstance(raw, dict):
         raise doc.error(path, "a control is a mapping with id, title and one kind", cls=PlaybookError)
@@ -267,6 +286,8 @@ def _control(doc: Document, index: int, raw: Any, hosts: tuple[HostPatterns, ...
         vars=dict(variables),
         document=doc,
         index=index,
+        required_vars=dict(required),
+        on_unsupported=base.on_unsupported,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from .ldif import ldif_text
-from .model import Bundle, CmdletCall, LdapCall, ScriptCall, Section, Switch
+from .model import AddRemove, Bundle, CmdletCall, LdapCall, ScriptCall, Section, Switch
 from .resources import data_dir
 
 __all__ = [
@@ -93,6 +93,10 @@ def ps_literal(value: Any) -> str:
         return str(value)
     if isinstance(value, (list, tuple)):
         return ",".join(ps_literal(v) for v in value) if value else "@()"
+    if isinstance(value, AddRemove):
+        entries = [f"{key}={ps_literal(items)}" for key, items in (("Add", value.add), ("Remove", value.remove))
+                   if items]
+        return "@{" + "; ".join(entries) + "}"
     text = str(value)
     return ps_expandable(text) if _CONTROL.search(text) else ps_quote(text)
 

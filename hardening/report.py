@@ -29,6 +29,7 @@ STYLES = {
     Status.FAILED: "bold red",
     Status.SKIPPED: "dim",
     Status.NOT_APPLICABLE: "dim",
+    Status.UNSUPPORTED: "bold magenta",
 }
 
 
@@ -92,13 +93,14 @@ def write_json(run: Run, path: str | Path) -> Path:
 
 
 def write_junit(run: Run, path: str | Path) -> Path:
-    """One test case per host × control; drifted and failed are failures, skipped and N/A skipped."""
+    """One test case per host × control; drifted, failed and unsupported are failures, skipped and N/A
+    skipped."""
     return write_junit_json(run_to_json(run), path)
 
 
 def write_junit_json(doc: Mapping[str, Any], path: str | Path) -> Path:
     """JUnit XML from a ``hardening.run/1`` document (a run's JSON report, or one from the history)."""
-    failing, skipping = {"drifted", "failed"}, {"skipped", "not_applicable"}
+    failing, skipping = {"drifted", "failed", "unsupported"}, {"skipped", "not_applicable"}
     suites = ET.Element("testsuites", name=f"hardening {doc['mode']}",
                         tests=str(sum(len(h["outcomes"]) for h in doc["hosts"])))
     for host in doc["hosts"]:

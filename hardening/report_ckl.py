@@ -84,6 +84,7 @@ STATUS_OF: dict[str, str] = {
     "failed": "Open",
     "not_applicable": "Not_Applicable",
     "skipped": "Not_Reviewed",
+    "unsupported": "Not_Reviewed",
 }
 # Worst first: what a VULN says when its controls (or hosts) disagree.
 PRECEDENCE: tuple[str, ...] = ("Open", "Not_Reviewed", "NotAFinding", "Not_Applicable")

@@ -50,8 +50,8 @@ TIMELINE_MAX_RUNS = 60
 """The timeline shows at most this many runs (the newest)."""
 
 # Display order: what needs attention first.
-STATUSES: tuple[str, ...] = ("failed", "drifted", "fixed", "compliant", "skipped", "not_applicable")
-FINDING_STATUSES: tuple[str, ...] = ("failed", "drifted", "fixed")
+STATUSES: tuple[str, ...] = ("failed", "unsupported", "drifted", "fixed", "compliant", "skipped", "not_applicable")
+FINDING_STATUSES: tuple[str, ...] = ("failed", "unsupported", "drifted", "fixed")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ LOOKS: dict[str, _Look] = {
     "compliant": _Look("✓", "OK", "compliant", "#2e7d32"),
     "skipped": _Look("–", "SKIP", "skipped", "#8d8d8d"),
     "not_applicable": _Look("∅", "N/A", "not applicable", "#c8ced3"),
+    "unsupported": _Look("⊘", "UNSUP", "unsupported (not checked)", "#6a1b9a"),
 }
 _UNKNOWN_LOOK = _Look("?", "?", "unknown", "#5d4037")
 CURRENT_ROW = ' class="current"'
@@ -309,6 +310,7 @@ table.wide { width: 100%; }
 .st-compliant { background: #dcf1e0; color: #164d1c; }
 .st-skipped { background: #ececec; color: #3d3d3d; }
 .st-not_applicable { background: #f5f6f7; color: #555c63; }
+.st-unsupported { background: #f3e5f5; color: #4a148c; }
 .st-unknown, .st-none { background: #ffffff; color: var(--muted); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; font-size: 12px;
   border: 1px solid rgba(0,0,0,.15); white-space: nowrap; }
@@ -367,11 +369,14 @@ def _summary_section(run: Mapping[str, Any], counts: Mapping[str, int]) -> str:
     open_findings = counts.get("drifted", 0) + counts.get("failed", 0)
     affected = sum(1 for h in hosts if any(o.get("status") in {"drifted", "failed"} for o in _outcomes(h)))
     mode = _text(run.get("mode"), "run")
-    if counts.get("failed", 0) or unreachable:
+    if counts.get("failed", 0) or unreachable or counts.get("unsupported", 0):
         tone = "bad"
         parts = []
         if counts.get("failed", 0):
             parts.append(f"{counts['failed']} control{'s' if counts['failed'] != 1 else ''} failed")
+        if counts.get("unsupported", 0):
+            parts.append(f"{counts['unsupported']} control{'s' if counts['unsupported'] != 1 else ''} not checked "
+                         "(no variant for the host's platform)")
         if unreachable:
             parts.append(f"{len(unreachable)} host{'s' if len(unreachable) != 1 else ''} unreachable")
         sentence = "Action needed: " + " and ".join(parts)
@@ -392,7 +397,7 @@ def _summary_section(run: Mapping[str, Any], counts: Mapping[str, int]) -> str:
     else:
         tone = "warn"
         sentence = "This run has no outcomes."
-    assessed = total - counts.get("skipped", 0) - counts.get("not_applicable", 0)
+    assessed = total - counts.get("skipped", 0) - counts.get("not_applicable", 0) - counts.get("unsupported", 0)
     rate = ""
     if assessed:
         good = counts.get("compliant", 0) + counts.get("fixed", 0)
@@ -576,7 +581,7 @@ def _timeline_section(run: Mapping[str, Any], history: Sequence[Mapping[str, Any
     ymax = _nice_max(max(totals, default=1) or 1)
     slot = plot_w / max(len(points), 1)
     bar_w = max(4.0, min(40.0, slot * 0.7))
-    stack = ("failed", "drifted", "fixed", "compliant", "skipped", "not_applicable")
+    stack = ("failed", "unsupported", "drifted", "fixed", "compliant", "skipped", "not_applicable")
     out = [f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
            'role="img" aria-labelledby="tl-title tl-desc">',
            '<title id="tl-title">Outcomes per run</title>',

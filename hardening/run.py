@@ -98,6 +98,8 @@ def execute(mode: Mode, playbook: Playbook, inventory: Inventory, options: Optio
                                  skip_tags=options.skip_tags)
     if lab is None and mode is not Mode.PLAN and any(p.host.connection.transport == "lab" for p in host_plans):
         lab = load_lab(inventory.lab)
+    if mode is Mode.APPLY:
+        planning.refuse_guarded(host_plans)
     if mode is Mode.PLAN:
         texts = {p.host.name: planning.describe(p, Facts.from_mapping({}, p.host.facts), today) for p in host_plans}
         hosts = tuple(HostResult(p.host.name, True, None, dict(p.host.facts), 0, ()) for p in host_plans)
@@ -172,7 +174,16 @@ def _run_host(mode: Mode, host_plan: planning.HostPlan, lab: Lab | None, today: 
         target.close()
         raise
     target.close()  # before counting: closing the connections is part of what the run cost
-    return HostResult(host.name, True, problem, facts.to_json(), target.requests, tuple(outcomes))
+    return HostResult(host.name, True, problem, facts.to_json(), target.requests,
+                      tuple(_with_refusal(o, host_plan.refusals) for o in outcomes))
+
+
+def _with_refusal(outcome: Outcome, refusals: Mapping[str, str]) -> Outcome:
+    """A check's outcome with what ``apply`` would refuse for it (a guard never stops a read)."""
+    refusal = refusals.get(outcome.control)
+    if refusal is None:
+        return outcome
+    return replace(outcome, message=f"{outcome.message}; apply would refuse this control on this host: {refusal}")
 
 
 # Declaring these facts (exchange_version may be null: no Exchange) skips the facts round trip.

@@ -416,7 +416,8 @@ MAX_LINES = 100  # per list in the mail's text; the JSON summary and the history
 
 def _counts(summary: Mapping[str, int]) -> str:
     parts = [f"{summary.get(k, 0)} {k.replace('_', ' ')}" for k in
-             ("fixed", "drifted", "failed", "compliant", "skipped", "not_applicable") if summary.get(k)]
+             ("fixed", "drifted", "failed", "unsupported", "compliant", "skipped", "not_applicable")
+             if summary.get(k)]
     return ", ".join(parts) or "no outcomes"
 
 

@@ -70,6 +70,8 @@ class Context:
     host: str
     facts: Facts
     variant: Variant
+    # The TCP ports this run reaches the host through (WinRM, Exchange's endpoint): never to be closed.
+    management_ports: tuple[int, ...] = (5985, 5986)
 
     @property
     def server(self) -> str:

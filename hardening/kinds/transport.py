@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..compare import BOOL, FLAGS, TEXT, Comparer, State, split_list
 from ..model import Call, CmdletCall
+from . import domain_security as ds
 from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, canonical_names, host_objects
 from .platforms import EXCHANGE_MODERN_PRODUCTS, is_modern_exchange
 
@@ -112,7 +113,7 @@ def _canonical_auth(names: set[str]) -> list[str]:
     return known + unknown
 
 
-def _check_auth_rules(names: Sequence[str], require_tls: bool | None) -> str | None:
+def _check_auth_rules(names: Sequence[str], require_tls: bool | None, domain_secure: bool | None = None) -> str | None:
     """Exchange's own AuthMechanism rules (OPS Set-ReceiveConnector); a sentence if broken."""
     folded = {n.casefold() for n in names}
     if "none" in folded and len(folded) > 1:
@@ -123,6 +124,8 @@ def _check_auth_rules(names: Sequence[str], require_tls: bool | None) -> str | N
         return "AuthMechanism ExternalAuthoritative combines only with Tls"
     if require_tls and "tls" not in folded:
         return "RequireTLS $true needs Tls in AuthMechanism"
+    if domain_secure and ("tls" not in folded or "externalauthoritative" in folded):
+        return "DomainSecureEnabled $true needs Tls in AuthMechanism, and no ExternalAuthoritative"
     return None
 
 
@@ -177,6 +180,11 @@ class ReceiveConnectorTlsParams(KindParams):
     tls_certificate_name: str | None = Field(
         None, description="TlsCertificateName, '<I>issuer<S>subject' of the certificate to offer."
     )
+    domain_secure_enabled: bool | None = Field(
+        None, description="DomainSecureEnabled: accept Domain Security (mutual TLS) from the domains in the "
+        "transport configuration's TLSReceiveDomainSecureList; needs Tls in AuthMechanism (added in include mode) "
+        "and no ExternalAuthoritative.",
+    )
 
     @field_validator("auth_mechanism", "auth_mechanism_include", mode="before")
     @classmethod
@@ -188,7 +196,7 @@ class ReceiveConnectorTlsParams(KindParams):
         if self.auth_mechanism is not None and self.auth_mechanism_include is not None:
             raise ValueError("give auth_mechanism (exact set) or auth_mechanism_include (at least), not both")
         if self.auth_mechanism is not None:
-            problem = _check_auth_rules(self.auth_mechanism, self.require_tls)
+            problem = _check_auth_rules(self.auth_mechanism, self.require_tls, self.domain_secure_enabled)
             if problem:
                 raise ValueError(problem)
             exact = set(self.auth_mechanism)
@@ -210,15 +218,17 @@ class ReceiveConnectorTlsParams(KindParams):
                 raise ValueError("ExternalAuthoritative combines only with Tls, so it cannot be added to a "
                                  "connector's other flags; use auth_mechanism: [Tls, ExternalAuthoritative]")
         if all(v is None for v in (self.require_tls, self.auth_mechanism, self.auth_mechanism_include,
-                                    self.basic_auth_require_tls, self.tls_certificate_name)):
+                                    self.basic_auth_require_tls, self.tls_certificate_name,
+                                    self.domain_secure_enabled)):
             raise ValueError("set at least one of require_tls, auth_mechanism, auth_mechanism_include, "
-                             "basic_auth_require_tls, tls_certificate_name")
+                             "basic_auth_require_tls, tls_certificate_name, domain_secure_enabled")
         return self
 
 
 class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
-    """Require TLS on inbound SMTP: ``RequireTLS``, ``AuthMechanism`` and the TLS certificate of
-    Exchange receive connectors, selected by name, role or usage on each server.
+    """Require TLS on inbound SMTP: ``RequireTLS``, ``AuthMechanism``, the TLS certificate and
+    ``DomainSecureEnabled`` of Exchange receive connectors, selected by name, role or usage on
+    each server.
 
     Reads ``Get-ReceiveConnector -Server``; writes ``Set-ReceiveConnector -Identity`` with only the
     parameters that differ, then re-reads. Exchange refuses RequireTLS without ``Tls`` in
@@ -227,7 +237,8 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
 
     Exchange's AuthMechanism rules (OPS Set-ReceiveConnector) are checked before anything is
     sent: ``None`` alone; ``BasicAuthRequireTLS`` only with ``BasicAuth`` and ``Tls``;
-    ``ExternalAuthoritative`` only with ``Tls``. ``basic_auth_require_tls: true`` adds
+    ``ExternalAuthoritative`` only with ``Tls``; ``DomainSecureEnabled $true`` only with ``Tls`` and
+    without ``ExternalAuthoritative``. ``basic_auth_require_tls: true`` adds
     BasicAuthRequireTLS (and Tls) only where BasicAuth is already on; it never turns Basic on.
     A contradiction between it and an exact ``auth_mechanism`` set is refused.
 
@@ -236,6 +247,12 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
     other spaces or case [U] is not drift; the issuer and subject order is kept. The certificate
     itself must be installed and enabled for SMTP (``Enable-ExchangeCertificate -Services SMTP``);
     this kind does not check the certificate store.
+
+    ``DomainSecureEnabled`` is the receive side of Domain Security (mutual TLS) [V] (OPS
+    Set-ReceiveConnector, Set-TransportConfig): it takes effect for the domains in the transport
+    configuration's ``TLSReceiveDomainSecureList``, which ``send_connector_tls`` sets with the
+    partner's send connector; for other senders it changes nothing [I]. An Edge server's default
+    receive connector has it $true by default [V] (OPS, Exchange 2016 text).
 
     Guide: inbound SMTP TLS. Requiring TLS on the internet-facing Default Frontend connector
     refuses every sender that does not STARTTLS; select connectors deliberately.
@@ -248,6 +265,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
     variants = (MODERN,)
     comparers: ClassVar[Mapping[str, Comparer]] = {
         "RequireTLS": BOOL, "AuthMechanism": FLAGS, "TlsCertificateName": CERTIFICATE_NAME,
+        "DomainSecureEnabled": BOOL,
     }
 
     def read(self, params: ReceiveConnectorTlsParams, ctx: Context) -> tuple[Call, ...]:
@@ -263,6 +281,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
                 "RequireTLS": connector.get("RequireTLS"),
                 "AuthMechanism": _canonical_auth(set(split_list(connector.get("AuthMechanism")))),
                 "TlsCertificateName": connector.get("TlsCertificateName"),
+                "DomainSecureEnabled": connector.get("DomainSecureEnabled"),
             }
         return state
 
@@ -281,13 +300,17 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
                 params, split_list((seen or {}).get("AuthMechanism")))
             if auth is not None:
                 requires = want["RequireTLS"] if "RequireTLS" in want else _truthy((seen or {}).get("RequireTLS"))
-                problem = _check_auth_rules(auth, requires)
+                secure = (params.domain_secure_enabled if params.domain_secure_enabled is not None
+                          else _truthy((seen or {}).get("DomainSecureEnabled")))
+                problem = _check_auth_rules(auth, requires, secure)
                 if problem:
                     raise ControlFailed(f"{identity}: the AuthMechanism this control would write "
                                         f"({', '.join(auth)}) breaks Exchange's rule: {problem}; nothing was sent")
                 want["AuthMechanism"] = auth
             if params.tls_certificate_name is not None:
                 want["TlsCertificateName"] = params.tls_certificate_name
+            if params.domain_secure_enabled is not None:
+                want["DomainSecureEnabled"] = params.domain_secure_enabled
             desired[identity] = want
         return desired
 
@@ -295,11 +318,12 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
     def _desired_auth(params: ReceiveConnectorTlsParams, current: list[str]) -> list[str] | None:
         if params.auth_mechanism is not None:
             return _canonical_auth(set(params.auth_mechanism))
-        if params.auth_mechanism_include is None and params.basic_auth_require_tls is None and not params.require_tls:
+        needs_tls = bool(params.require_tls or params.domain_secure_enabled)
+        if params.auth_mechanism_include is None and params.basic_auth_require_tls is None and not needs_tls:
             return None
         names = {n for n in current if n.casefold() != "none"} if params.auth_mechanism_include else set(current)
         names |= set(params.auth_mechanism_include or ())
-        if params.require_tls:
+        if needs_tls:
             names.add("Tls")
         if params.basic_auth_require_tls and "basicauth" in {n.casefold() for n in names}:
             names |= {"BasicAuthRequireTLS", "Tls"}
@@ -313,7 +337,7 @@ class ReceiveConnectorTls(Kind[ReceiveConnectorTlsParams]):
         if params.auth_mechanism is not None:
             return ()
         added = list(params.auth_mechanism_include or ())
-        if params.require_tls and "Tls" not in added:
+        if (params.require_tls or params.domain_secure_enabled) and "Tls" not in added:
             added.append("Tls")
         notes = []
         if added:
@@ -385,6 +409,7 @@ def _server_name(value: str) -> str:
 
 
 DomainName = Annotated[str, AfterValidator(_domain)]
+ExactDomain = Annotated[str, AfterValidator(ds.exact_domain)]
 AddressSpace = Annotated[str, AfterValidator(_address_space)]
 ServerName = Annotated[str, AfterValidator(_server_name)]
 
@@ -468,8 +493,14 @@ class SendConnectorTlsParams(KindParams):
         "(required with it), e.g. 'fabrikam.com' or '*.fabrikam.com'.",
     )
     domain_secure_enabled: bool | None = Field(
-        None, description="DomainSecureEnabled: mutual TLS (Domain Security) for the connector's domains. Works "
-        "only with DNS routing; the domain must also be in the transport config's TLSSendDomainSecureList.",
+        None, description="DomainSecureEnabled: mutual TLS (Domain Security) towards the domains in "
+        "domain_secure_domains (required with true). Works only with DNS routing; false leaves the transport "
+        "configuration's lists as they are.",
+    )
+    domain_secure_domains: list[ExactDomain] | None = Field(
+        None, description="The partner domains of Domain Security, by exact name (no wildcards: Exchange does not "
+        "support them there): each is added to the transport configuration's TLSSendDomainSecureList and "
+        "TLSReceiveDomainSecureList, their other entries kept. The connector's address spaces must route them.",
     )
     tls_certificate_name: str | None = Field(
         None, description="TlsCertificateName, '<I>issuer<S>subject' of the certificate to present.",
@@ -518,6 +549,13 @@ class SendConnectorTlsParams(KindParams):
             if self.require_tls is not False:
                 raise ValueError("ignore_starttls: true needs require_tls: false (Exchange refuses IgnoreSTARTTLS "
                                  "on a connector that requires TLS)")
+        if self.domain_secure_enabled and not self.domain_secure_domains:
+            raise ValueError("domain_secure_enabled: true needs domain_secure_domains: the partner domains to add to "
+                             "the transport configuration's TLSSendDomainSecureList and TLSReceiveDomainSecureList; "
+                             "without them mutual TLS cannot work (Set-TransportConfig)")
+        if self.domain_secure_domains is not None and not self.domain_secure_enabled:
+            raise ValueError("domain_secure_domains needs domain_secure_enabled: true (it names the partner domains "
+                             "of Domain Security)")
         if all(v is None for v in (self.require_tls, self.tls_auth_level, self.tls_domain,
                                     self.domain_secure_enabled, self.tls_certificate_name, self.ignore_starttls)):
             raise ValueError("set at least one of require_tls, tls_auth_level, tls_domain, domain_secure_enabled, "
@@ -527,6 +565,12 @@ class SendConnectorTlsParams(KindParams):
     @property
     def tls_wanted(self) -> bool:
         return bool(self.require_tls or self.tls_auth_level or self.domain_secure_enabled)
+
+    @property
+    def partner_domains(self) -> tuple[str, ...]:
+        """The Domain Security partner domains this control makes mutual TLS work for (none unless
+        domain_secure_enabled is true)."""
+        return tuple(self.domain_secure_domains or ()) if self.domain_secure_enabled else ()
 
 
 SEND_PROPERTIES = ("RequireTLS", "IgnoreSTARTTLS", "TlsAuthLevel", "TlsDomain", "DomainSecureEnabled",
@@ -563,10 +607,26 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
     **Refused on the connector, before anything is sent** (the control fails with a sentence):
     RequireTLS on a connector whose address space is ``*`` (every domain without STARTTLS would
     stop receiving mail) unless ``allow_require_tls_to_internet: true``; DomainSecureEnabled on
-    a connector that routes through smart hosts (mutual TLS works only with DNS routing, OPS).
-    Domain Security also needs the partner domain in ``Set-TransportConfig
-    -TLSSendDomainSecureList``/``-TLSReceiveDomainSecureList`` and a matching receive connector;
-    this kind does not set those.
+    a connector that routes through smart hosts (mutual TLS works only with DNS routing, OPS), or
+    whose address spaces do not route a partner domain.
+
+    **Domain Security (mutual TLS)** needs more than the connector's ``DomainSecureEnabled``
+    (:mod:`hardening.kinds.domain_security`): with ``domain_secure_enabled: true`` the control also
+    adds each of ``domain_secure_domains`` to the transport configuration's
+    ``TLSSendDomainSecureList`` and ``TLSReceiveDomainSecureList`` (``Set-TransportConfig
+    -TLSSendDomainSecureList @{Add='fabrikam.com'}``: the other entries are kept, and two partner
+    controls in one run do not undo each other), and it reads the receive side it does not write:
+    a receive connector of the organisation with DomainSecureEnabled and Tls (``Get-ReceiveConnector``
+    without ``-Server``, which lists every server's connectors [I]; in an organisation with an Edge
+    subscription the Edge's connectors are not visible, so the subscription is named instead).
+    Without one the control is ``drifted`` in check and ``failed`` after apply, with the sentence
+    saying what is missing (``receive_connector_tls`` with ``domain_secure_enabled: true`` sets
+    it); it is ``fixed`` only when all of it holds. Wildcard domains (``*``, ``*.fabrikam.com``)
+    are refused when the playbook is validated: Exchange does not support them in the lists [V]
+    (OPS Set-TransportConfig). ``domain_secure_enabled: false`` leaves the lists alone (another
+    connector may need them). The transport configuration is organisation-wide: it is written by
+    the host that writes the selected connector (the one-writer rule below), so once per run. A
+    rollback cannot remove a domain this control added (the lists compare as "holds at least").
 
     **Organisation-wide objects, one writer.** Send connectors are not per server: every Mailbox
     server's endpoint returns the same set, so a control on several hosts would write the same
@@ -608,10 +668,18 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
     comparers: ClassVar[Mapping[str, Comparer]] = {
         "RequireTLS": BOOL, "IgnoreSTARTTLS": BOOL, "TlsAuthLevel": TEXT, "TlsDomain": TEXT,
         "DomainSecureEnabled": BOOL, "TlsCertificateName": CERTIFICATE_NAME,
+        **{name: ds.INCLUDES for name in ds.LISTS}, ds.RECEIVE_PROPERTY: ds.AT_LEAST_ONE,
     }
+    # The transport configuration is one object per organisation; Get-ReceiveConnector without
+    # -Server lists the receive connectors of every server (the receive side of Domain Security).
+    org_wide_cmdlets: ClassVar[frozenset[str]] = frozenset(
+        {"Get-TransportConfig", "Set-TransportConfig", "Get-ReceiveConnector"})
 
     def read(self, params: SendConnectorTlsParams, ctx: Context) -> tuple[Call, ...]:
-        return (CmdletCall("Get-SendConnector", (("Identity", "*"),)),)
+        connectors = CmdletCall("Get-SendConnector", (("Identity", "*"),))
+        if not params.partner_domains:
+            return (connectors,)
+        return (connectors, CmdletCall("Get-TransportConfig"), CmdletCall("Get-ReceiveConnector"))
 
     def observe(self, params: SendConnectorTlsParams, ctx: Context, values: Sequence[Any]) -> State:
         every = host_objects(values[0])
@@ -646,7 +714,22 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
             identity = self._identity(connector)
             state[identity] = {prop: connector.get(prop) for prop in SEND_PROPERTIES}
             self._refuse(params, identity, connector)
+        if params.partner_domains:
+            state.update(self._domain_security(values, every))
         return state
+
+    @staticmethod
+    def _domain_security(values: Sequence[Any], every: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The organisation's side of Domain Security: the transport configuration's lists and
+        what can receive over mutual TLS."""
+        try:
+            lists = ds.transport_config_state(host_objects(values[1]))
+        except ValueError as exc:
+            raise ControlFailed(str(exc)) from None
+        edges = sorted({server for c in every if _is_edgesync(c)
+                        for server in split_list(c.get("SourceTransportServers"))}, key=str.casefold)
+        receivers = ds.receive_side(host_objects(values[2]), edges)
+        return {ds.TRANSPORT_CONFIG: dict(lists), ds.RECEIVE_OBJECT: {ds.RECEIVE_PROPERTY: receivers}}
 
     @staticmethod
     def _identity(connector: Mapping[str, Any]) -> str:
@@ -680,6 +763,11 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
             hosts = ", ".join(split_list(connector.get("SmartHosts"))) or "smart hosts"
             raise ControlFailed(f"{identity} routes through {hosts} (DNSRoutingEnabled False): mutual TLS "
                                 "(DomainSecureEnabled) works only with DNS routing; nothing was sent")
+        missing = ds.uncovered(params.partner_domains, spaces)
+        if missing:
+            raise ControlFailed(f"{identity} does not route {', '.join(missing)} (its address spaces: "
+                                f"{', '.join(spaces) or 'none'}): Domain Security with a domain needs the connector "
+                                "that serves it; select that connector; nothing was sent")
 
     def desire(self, params: SendConnectorTlsParams, ctx: Context, observed: State | None) -> State:
         if observed is None:
@@ -706,7 +794,15 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
             want["DomainSecureEnabled"] = params.domain_secure_enabled
         if params.tls_certificate_name is not None:
             want["TlsCertificateName"] = params.tls_certificate_name
-        return {identity: dict(want) for identity in targets}
+        desired: dict[str, dict[str, Any]] = {}
+        if params.partner_domains:
+            # The receive side first: what this control cannot write is what a reader must see first.
+            desired[ds.RECEIVE_OBJECT] = {ds.RECEIVE_PROPERTY: [ds.RECEIVE_REQUIREMENT]}
+        desired.update({identity: dict(want) for identity in targets
+                        if identity not in (ds.TRANSPORT_CONFIG, ds.RECEIVE_OBJECT)})
+        if params.partner_domains:
+            desired[ds.TRANSPORT_CONFIG] = {name: list(params.partner_domains) for name in ds.LISTS}
+        return desired
 
     def plan_notes(self, params: SendConnectorTlsParams) -> tuple[str, ...]:
         notes = ["send connectors are organisation-wide: each is written from "
@@ -717,13 +813,32 @@ class SendConnectorTls(Kind[SendConnectorTlsParams]):
             notes.append("a connector with address space * that does not require TLS yet fails the control "
                          "instead (allow_require_tls_to_internet)")
         if params.domain_secure_enabled:
-            notes.append("a connector routed through smart hosts fails the control instead (mutual TLS needs "
-                         "DNS routing)")
+            notes.append("a connector routed through smart hosts, or whose address spaces do not route "
+                         f"{', '.join(params.partner_domains)}, fails the control instead (mutual TLS needs DNS "
+                         "routing and the connector that serves the domain)")
+            notes.append(f"{', '.join(params.partner_domains)} added to the transport configuration's "
+                         "TLSSendDomainSecureList and TLSReceiveDomainSecureList where missing (other entries kept), "
+                         "by the host that writes the connector; the control is fixed only if the organisation "
+                         "also has a receive connector with DomainSecureEnabled and Tls (read, not written)")
         return tuple(notes)
 
     def write(self, params: SendConnectorTlsParams, ctx: Context, observed: State | None,
               desired: State) -> tuple[Call, ...]:
-        return _set_calls("Set-SendConnector", self.comparers, observed, desired)
+        connectors = {k: v for k, v in desired.items() if k not in (ds.TRANSPORT_CONFIG, ds.RECEIVE_OBJECT)}
+        calls = _set_calls("Set-SendConnector", self.comparers, observed, connectors)
+        if params.partner_domains:
+            seen = None if observed is None else observed.get(ds.TRANSPORT_CONFIG) or {}
+            calls += ds.transport_config_calls(params.partner_domains, seen)
+            if not calls and observed is not None:
+                receivers = (observed.get(ds.RECEIVE_OBJECT) or {}).get(ds.RECEIVE_PROPERTY)
+                if not ds.AT_LEAST_ONE.equal([ds.RECEIVE_REQUIREMENT], receivers):
+                    raise ControlFailed(
+                        f"mutual TLS with {', '.join(params.partner_domains)} cannot work yet: the connector and the "
+                        "transport configuration are set, but no receive connector of the organisation has "
+                        "DomainSecureEnabled True with Tls in AuthMechanism (receive_connector_tls with "
+                        "domain_secure_enabled: true, or Set-ReceiveConnector -DomainSecureEnabled $true); "
+                        "nothing to write here")
+        return calls
 
 
 def _truthy(value: Any) -> bool:

@@ -26,9 +26,11 @@ from ..sourcefile import load_yaml, validate
 from .host import LabHost
 from .models import SECTIONS
 
-__all__ = ["BUILTIN_SCENARIO", "Lab", "LabFile", "lab_files", "load_lab", "merged_lab_text"]
+__all__ = ["BUILTIN_SCENARIO", "DEMO_INVENTORY", "Lab", "LabFile", "lab_files", "load_lab", "merged_lab_text"]
 
 BUILTIN_SCENARIO = Path(__file__).resolve().parent / "scenarios" / "demo"
+# The built-in scenario's inventory: its hosts and groups, and the site values the shipped playbooks require.
+DEMO_INVENTORY = BUILTIN_SCENARIO.with_name("demo-inventory.yml")
 
 
 class _Strict(BaseModel):
@@ -83,11 +85,33 @@ def _host_model() -> type[BaseModel]:
 LabHostModel = _host_model()
 
 
+class LabDag(_Strict):
+    """A database availability group of the simulated organisation."""
+
+    name: str
+    members: list[str] = Field(min_length=1)
+    witness_server: str | None = Field(None, description="The server holding the DAG's file share witness.")
+
+
+class LabOrganization(_Strict):
+    """What the simulated hosts are to each other, for the rehearsal (README, "The lab"): the
+    networks traffic comes from, the domain controllers (not lab hosts: addresses only) and the DAGs."""
+
+    networks: dict[Literal["admin", "controller", "backup", "monitoring", "clients", "internet"], str] = Field(
+        default_factory=dict, description="Where traffic comes from: admin (Remote Desktop), controller (where "
+        "hardening runs), backup, monitoring, clients (internal), internet (a sample client): an address or CIDR.")
+    domain_controllers: dict[str, str] = Field(default_factory=dict, description="Name → address.")
+    dags: list[LabDag] = Field(default_factory=list)
+    ipsec_negotiating: list[str] = Field(
+        default_factory=list, description="Peer addresses that negotiate IPsec when asked (main mode SAs form).")
+
+
 class LabFile(_Strict):
     """The top level of a lab file."""
 
     description: str = ""
-    hosts: dict[str, LabHostModel]  # type: ignore[valid-type]
+    organization: LabOrganization | None = None
+    hosts: dict[str, LabHostModel] = Field(default_factory=dict)  # type: ignore[valid-type]
 
 
 @dataclass
@@ -98,6 +122,7 @@ class Lab:
     path: Path | None = None
     description: str = ""
     _persist: bool = field(default=False, repr=False)
+    organization: LabOrganization | None = None
 
     def host(self, name: str) -> LabHost | None:
         """The simulated host of that name (case-insensitive), if the lab has one."""
@@ -142,6 +167,8 @@ def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
     merged: dict[str, dict[str, Any]] = {}
     origin: dict[tuple[str, str], SourceLocation] = {}
     description = ""
+    organization: LabOrganization | None = None
+    organization_at: SourceLocation | None = None
     first = None
     for file in lab_files(source):
         doc = load_yaml(file)
@@ -150,6 +177,11 @@ def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
             raise doc.error((), "a lab file is a mapping with hosts:")
         model = validate(doc, LabFile)
         description = description or model.description
+        if model.organization is not None:
+            where = doc.location(("organization",), key=True)
+            if organization_at is not None:
+                raise InputError(where, f"organization is set twice (also at {organization_at})", key="organization")
+            organization, organization_at = model.organization, where
         for name, spec in model.hosts.items():
             merged.setdefault(str(name), {})
             for key in sorted(spec.model_fields_set):  # type: ignore[attr-defined]
@@ -162,7 +194,7 @@ def load_lab(path: str | Path | None = None, *, fresh: bool = False) -> Lab:
     # The shipped scenario is never written to, whoever names it (the demo inventory does).
     persist = path is not None and source.resolve() != BUILTIN_SCENARIO.resolve()
     saved: Mapping[str, Any] = {}
-    lab = Lab({}, source if persist else None, description, persist)
+    lab = Lab({}, source if persist else None, description, persist, organization)
     state_path = lab.state_path
     if persist and not fresh and state_path is not None and state_path.is_file():
         try:
@@ -182,14 +214,17 @@ def merged_lab_text(source: Path) -> str:
     files = lab_files(source)
     hosts: dict[str, dict[str, Any]] = {}
     description = ""
+    organization: Any = None
     for file in files:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
         description = description or data.get("description", "")
+        organization = organization or data.get("organization")
         for name, spec in (data.get("hosts") or {}).items():
             hosts.setdefault(name, {}).update(spec or {})
     header = ("# A hardening lab: simulated hosts (format: README, \"The lab\").\n"
               f"# Made from {source.name}: {', '.join(f.name for f in files)}.\n")
-    return header + yaml.safe_dump({"description": description, "hosts": hosts}, sort_keys=False,
+    data = {"description": description, **({"organization": organization} if organization else {}), "hosts": hosts}
+    return header + yaml.safe_dump(data, sort_keys=False,
                                    allow_unicode=True, width=200, default_flow_style=None)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from ..errors import SecretError, TargetError
 from ..inventory import Connection, Host
-from ..model import Bundle, CmdletCall, ScriptCall, SectionResult, Switch
+from ..model import AddRemove, Bundle, CmdletCall, ScriptCall, SectionResult, Switch
 from ..render import bundle_script, winrs_command_line
 from .base import results_from_records
 
@@ -269,7 +269,7 @@ class RemoteTarget:
             if isinstance(value, Switch):
                 ps.add_parameter(name)
             else:
-                ps.add_parameter(name, list(value) if isinstance(value, tuple) else value)
+                ps.add_parameter(name, _wire_value(value))
         output = ps.invoke()
         errors = [str(e) for e in ps.streams.error]
         if errors or ps.had_errors:
@@ -303,6 +303,16 @@ class RemoteTarget:
     def _close_exchange(self) -> None:
         if self._exchange is not None:
             self._exchange.close()
+
+
+def _wire_value(value: Any) -> Any:
+    """A parameter value as pypsrp serialises it: a list as an array, an :class:`AddRemove` as the
+    Hashtable ``@{Add=...; Remove=...}`` (a dict becomes a Hashtable on the wire)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, AddRemove):
+        return {key: list(items) for key, items in (("Add", value.add), ("Remove", value.remove)) if items}
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -108,7 +108,8 @@ def test_lab_reset_forgets_the_saved_state(cli: Cli, lab_dir: LabDir) -> None:
 def test_the_builtin_lab_is_never_written(cli: Cli, tmp_path: Path) -> None:
     """An inventory without ``lab:`` uses the shipped scenario, fresh every run."""
     inventory = tmp_path / "inv.yml"
-    inventory.write_text("connection: {transport: lab}\nhosts:\n  MAIL01: {}\n", encoding="utf-8")
+    inventory.write_text("connection: {transport: lab}\nvars: {owa_redirect_url: https://mail.example.org/owa}\n"
+                         "hosts:\n  MAIL01: {}\n", encoding="utf-8")
     builtin = hardening.lab.BUILTIN_SCENARIO
     before = {p.name: p.read_bytes() for p in builtin.iterdir()}
     assert cli("apply", "baseline", "-i", inventory).code == 3
@@ -313,7 +314,8 @@ def test_a_lab_fault_fails_the_control_and_hides_nothing_else(cli: Cli, lab_dir:
                    if h["name"] == "MAIL01" and o["control"] == "pop3-secure-login")
     assert message in outcome["message"]
     assert outcome["before"] == outcome["after"], "the failed write changed nothing"
-    assert [c["path"] for c in outcome["changes"]] == ["MAIL01\\POP3.LoginType"]
+    assert [c["path"] for c in outcome["changes"]] == ["MAIL01\\POP3.LoginType",
+                                                       "MAIL01\\POP3.ExtendedProtectionPolicy"]
 
     failures = ET.parse(junit).getroot().findall(".//testcase/failure[@type='failed']")
     assert len(failures) == 1 and message in (failures[0].get("message") or "")

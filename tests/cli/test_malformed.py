@@ -106,7 +106,7 @@ CASES = [
     playbook_case("a-list-not-a-mapping", "- name: x\n- name: y\n", 1, 1, None, "mapping", "not a list"),
     # --- the playbook's top level ------------------------------------------------------------
     playbook_case("unknown-top-level-key", "name: x\ncolour: blue\n", 2, 1, "colour", "unknown key 'colour'",
-                  "expected one of: controls, description, hosts, include, name, vars"),
+                  "expected one of: controls, description, hosts, include, name, required_vars, vars"),
     playbook_case("misspelt-top-level-key", "name: x\ncontols: []\n", 2, 1, "contols",
                   "did you mean 'controls'?"),
     playbook_case("missing-name", "description: no name\n", 1, 1, None, "missing required key 'name'"),
@@ -305,14 +305,20 @@ def _only_outcome(report: Path) -> dict[str, str]:
 
 
 def test_an_undefined_variable_is_bad_input_naming_the_parameter(cli: Cli, tmp_path: Path) -> None:
-    """Variables are known before any host is contacted: a template that cannot render is refused with
-    one error naming the parameter's file, line and key (exit 1), and nothing is sent."""
+    """Variables are known before any host is contacted: a variable nothing sets is refused with one
+    error naming the variable and the parameter's file and line (exit 1), and nothing is sent."""
     playbook, inventory, report = _templated(tmp_path, UNDEFINED)
     result = cli("check", playbook, "-i", inventory, "--report-json", report)
     assert result.code == 1
     assert result.out == ""
-    assert result.err_lines == [f"error: {playbook}:6:13: controls[0].ntfs_acl.path: cannot render "
-                                "'{{ undefined_var }}' for host MAIL01: 'undefined_var' is undefined"]
+    assert result.err_lines == [
+        f"error: {inventory}: 1 variable that the selected controls need is not set; nothing was sent:",
+        "  undefined_var: used by the playbook, which neither gives it a default nor declares it in required_vars",
+        f"    needed by a ({playbook}:6:13) on MAIL01",
+        "set them in the inventory's vars: at the top level (every host), under a group, or under a host, e.g.",
+        "  vars:",
+        "    undefined_var: ...",
+    ]
     assert not report.exists()
 
 

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hardening.lab import load_lab
 from hardening.lab.endpoint import USERNAME, LabEndpoint, serve_lab
+from hardening.lab.scenario import DEMO_INVENTORY
 
 CANARY = "Canary-Pa55word-9b1e3c"
 ENV = "HARDENING_CANARY"
@@ -31,7 +33,8 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def test_the_password_never_leaks(endpoint: LabEndpoint, tmp_path: Path) -> None:
     import os
 
-    inventory = endpoint.write_inventory(tmp_path / "inventory.yml", f"env:{ENV}")
+    site = yaml.safe_load(DEMO_INVENTORY.read_text(encoding="utf-8"))  # the site values the baseline requires
+    inventory = endpoint.write_inventory(tmp_path / "inventory.yml", f"env:{ENV}", site)
     env = {**os.environ, ENV: CANARY, "XDG_STATE_HOME": str(tmp_path / "state")}
     history = tmp_path / "history.sqlite"
     common = ["-i", str(inventory)]

@@ -18,6 +18,7 @@ import pytest
 from hardening import HardeningError, InputError, Lab, Playbook, PlaybookError, Run, Status, check, load_lab, plan
 from hardening import apply as apply_run
 from hardening.compare import diff
+from hardening.errors import MissingVariablesError
 from hardening.inventory import Inventory
 from hardening.kinds import KINDS
 from hardening.lab import LabError
@@ -276,6 +277,7 @@ def test_fault_on_set_popsettings(tmp_path: Path, lab_inventory: Inventory, base
     assert pop3.status is Status.FAILED
     assert pop3.message == "write failed: Active Directory operation failed on DC01."
     assert pop3.after == {"MAIL01\\POP3": {"LoginType": "PlainTextLogin", "EnableGSSAPIAndNTLMAuth": True,
+                                          "ExtendedProtectionPolicy": "None",
                                           "X509CertificateName": "mail01.contoso.com"}}
     assert pop3.restarted == () and pop3.pending_restarts == ()
     mail01 = lab_host(lab, "MAIL01")
@@ -652,7 +654,7 @@ def test_json_report_of_a_mixed_run(mixed_run: Run) -> None:
     assert [p["name"] for p in doc["playbooks"]] == ["mixed"]
     assert doc["playbooks"][0]["digest"].startswith("sha256:")
     assert doc["summary"] == {"hosts": 5, "unreachable": 1, "compliant": 2, "drifted": 0, "fixed": 4, "failed": 4,
-                              "skipped": 1, "not_applicable": 4}
+                              "skipped": 1, "not_applicable": 4, "unsupported": 0}
     hosts = {h["name"]: h for h in doc["hosts"]}
     assert {n: h["requests"] for n, h in hosts.items()} == {"MAIL01": 6, "MAIL02": 6, "MAIL03": 4, "MAIL04": 3,
                                                            "MAIL09": 0}
@@ -729,9 +731,12 @@ def test_declared_facts_win_over_read_ones(tmp_path: Path, lab: Lab, baseline: P
     assert _requests(run) == {"MAIL02": 2}  # facts + the Windows bundle; no Exchange kind applies
     got = outcomes(run)
     for control in ("smtp-in-client-require-tls", "pop3-secure-login"):
-        assert got[("MAIL02", control)].status is Status.NOT_APPLICABLE
+        # No variant for this platform: not checked, which a scheduler must not read as compliant.
+        assert got[("MAIL02", control)].status is Status.UNSUPPORTED
+        assert got[("MAIL02", control)].message.startswith("not checked: ")
         assert "(Windows Server 2019, Exchange Server 2003)" in got[("MAIL02", control)].message
     assert got[("MAIL02", "ntfs-transport-queue")].status is Status.DRIFTED
+    assert run.exit_code == 2
 
 
 def test_partly_declared_facts_are_completed_by_reading_them(tmp_path: Path, lab: Lab, baseline: Playbook) -> None:
@@ -841,9 +846,10 @@ def test_a_parameter_that_cannot_render_is_refused_before_anything_is_sent(tmp_p
             title: POP3 certificate
             pop_imap_login: {protocol: pop3, x509_certificate_name: "{{ no_such_variable }}"}
         """)
-    with pytest.raises(PlaybookError, match="'no_such_variable' is undefined") as info:
+    with pytest.raises(MissingVariablesError, match="no_such_variable: used by the playbook") as info:
         check(playbook, lab_inventory, limit=["MAIL01"], lab=lab)
-    assert info.value.location.line == 5
+    assert info.value.variables == ("no_such_variable",)
+    assert f"needed by pop3-certificate ({playbook.path}:5:" in str(info.value)
     assert lab_host(lab, "MAIL01").received == []
 
 

@@ -1,8 +1,10 @@
 """Anti-lockout and safety of the firewall and IPsec kinds, through the engine and the CLI.
 
 - A playbook that would close the WinRM port a host is connected on (or Exchange's remote
-  PowerShell port, or demand IPsec on it) is refused before anything is sent: exit 1, one error
-  line naming the control's file and line, and no request reaches the lab.
+  PowerShell port, or demand IPsec on it) is refused by ``apply`` before anything is sent: exit 1,
+  one error listing each refused host × control with the control's file and line, and no request
+  reaches the lab. ``check`` is never refused by the guard: it reads, and says on the outcome what
+  ``apply`` would refuse.
 - A listener the allow-list would cut fails the control before anything is written.
 - A profile setting that Group Policy owns takes the local write but not the effect: the re-read
   says so (failed, never "fixed").
@@ -22,7 +24,7 @@ import pytest
 from hardening import apply as apply_run
 from hardening import check, load_lab
 from hardening.cli import main
-from hardening.errors import PlaybookError
+from hardening.errors import InputErrors
 from hardening.lab.models import SCRIPTS, LabScriptError
 
 from .conftest import LAB_HOSTS, lab_host, outcomes, statuses, write_inventory, write_lab, write_playbook
@@ -55,17 +57,28 @@ def _http_inventory(tmp_path: Path, **connection: Any) -> Any:
     return write_inventory(tmp_path, extra=f"connection:\n  transport: lab\n{lines}\n")
 
 
+def _refused_by_apply(playbook: Any, inventory: Any, fragment: str) -> InputErrors:
+    """``apply`` refuses before anything reaches the lab; ``check`` reads and reports the refusal."""
+    lab = load_lab()
+    with pytest.raises(InputErrors) as info:
+        apply_run(playbook, inventory, lab=lab)
+    assert fragment in str(info.value)
+    assert all(lab_host(lab, h).received == [] for h in LAB_HOSTS), "a request reached the lab"
+    run = check(playbook, inventory, lab=load_lab())
+    notes = [o.message for o in run.outcomes if "apply would refuse this control on this host: " in o.message]
+    assert notes and all(fragment in n for n in notes), [o.message for o in run.outcomes]
+    return info.value
+
+
 def test_closing_the_connection_port_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
     playbook = write_playbook(tmp_path, ALLOWLIST_CLOSING_5985)
     inventory = _http_inventory(tmp_path)
-    lab = load_lab()
-    with pytest.raises(PlaybookError) as info:
-        check(playbook, inventory, lab=lab)
-    message = str(info.value)
-    assert message.startswith(f"{tmp_path / 'playbook.yml'}:4:5: firewall_allowlist: ")  # the control
-    assert "refused for host MAIL01" in message
-    assert "would close TCP 5985, the WinRM port MAIL01 is managed through" in message
-    assert all(lab_host(lab, h).received == [] for h in LAB_HOSTS), "a request reached the lab"
+    error = _refused_by_apply(playbook, inventory, "would close TCP 5985, the WinRM port")
+    first = str(error.errors[0])
+    assert "would close TCP 5985, the WinRM port MAIL01 is managed through" in first
+    assert first.startswith(f"{tmp_path / 'playbook.yml'}:4:5: firewall_allowlist: ")  # the control
+    assert "refused for host MAIL01" in first
+    assert len(error.errors) == len(LAB_HOSTS)  # every host's refusal at once
 
 
 def test_the_cli_refuses_with_exit_1_and_one_line_naming_file_and_line(
@@ -80,11 +93,11 @@ def test_the_cli_refuses_with_exit_1_and_one_line_naming_file_and_line(
         connection: {{transport: lab, scheme: http}}
         hosts: {{MAIL01: {{}}}}
         """), encoding="utf-8")
-    for command in ("check", "apply"):
-        code, out, err = _cli(capsys, [command, playbook, "-i", inventory])
-        assert (code, out, len(err)) == (1, "", 1), err
-        assert err[0].startswith(f"error: {playbook}:4:5: firewall_allowlist: refused for host MAIL01: ")
-        assert "would close TCP 5985" in err[0]
+    code, out, err = _cli(capsys, ["apply", playbook, "-i", inventory])
+    assert (code, out, len(err)) == (1, "", 2), err
+    assert err[0] == "error: apply refused before anything was sent (1 problem):"
+    assert err[1].startswith(f"  {playbook}:4:5: firewall_allowlist: refused for host MAIL01: ")
+    assert "would close TCP 5985" in err[1]
     assert not (tmp_path / "lab.yml.state.json").exists(), "the lab was run"
 
 
@@ -105,8 +118,7 @@ def test_a_non_standard_exchange_endpoint_port_must_stay_open(tmp_path: Path) ->
             firewall_allowlist: {mode: exact}
         """)
     inventory = write_inventory(tmp_path, extra="connection: {transport: lab, exchange_port: 8080}\n")
-    with pytest.raises(PlaybookError, match=r"would close TCP 8080, Exchange's remote PowerShell"):
-        check(playbook, inventory, lab=load_lab())
+    _refused_by_apply(playbook, inventory, "would close TCP 8080, Exchange's remote PowerShell")
     opened = write_playbook(tmp_path, """\
         name: allow-list
         hosts: all
@@ -138,10 +150,7 @@ def test_rules_that_would_cut_the_connection_are_refused(tmp_path: Path, kind: s
             title: Would lock us out
             {kind}: {params}
         """)
-    lab = load_lab()
-    with pytest.raises(PlaybookError, match=fragment):
-        check(playbook, _http_inventory(tmp_path), lab=lab)
-    assert all(lab_host(lab, h).received == [] for h in LAB_HOSTS)
+    _refused_by_apply(playbook, _http_inventory(tmp_path), fragment)
 
 
 @pytest.mark.parametrize(("kind", "params"), [

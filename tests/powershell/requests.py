@@ -7,7 +7,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from hardening.model import CmdletCall, ScriptCall, Switch
+from hardening.model import AddRemove, CmdletCall, ScriptCall, Switch
 from hardening.render import cmdlet_text
 
 from .checker import Script, read_expandable, read_verbatim
@@ -19,7 +19,8 @@ def cmdlet_text_problems(call: CmdletCall) -> list[str]:
     Faithful: it parses with no error node; it is exactly one invocation of ``call.cmdlet`` with
     ``call``'s parameters in order; every argument is one literal PowerShell reads back as the
     value (strings as one verbatim literal, tuples as one literal per element, booleans as
-    ``$true``/``$false``, switches with no argument).
+    ``$true``/``$false``, switches with no argument, an :class:`AddRemove` as one hashtable
+    ``@{Add=...; Remove=...}`` whose entries read back as its values).
     """
     text = cmdlet_text(call)
     script = Script(text)
@@ -64,10 +65,38 @@ def argument_problems(script: Script, node: Node, value: Any) -> list[str]:
         return [] if text == want else [f"{text!r} is not {want}"]
     if isinstance(value, int):
         return [] if text == str(value) else [f"{text!r} is not {value}"]
+    if isinstance(value, AddRemove):
+        return _hashtable_problems(script, node, value)
     values = [value] if isinstance(value, str) else list(value)
     if not values:
         return [] if text == "@()" else [f"{text!r} is not an empty array"]
     literals = [n for n in _walk(node) if n.type == "string_literal"]
+    problems = _literal_problems(script, literals, values)
+    if isinstance(value, str) and not problems and text != script.text_of(literals[0]):
+        problems.append(f"the argument {text[:40]!r} is more than its literal")
+    return problems
+
+
+def _hashtable_problems(script: Script, node: Node, value: AddRemove) -> list[str]:
+    """Why a ``@{Add=...; Remove=...}`` argument does not read back as ``value``: one hashtable
+    literal, its keys Add then Remove (each only when it has values), each entry's literals the values."""
+    tables = [n for n in _walk(node) if n.type == "hash_literal_expression"]
+    if len(tables) != 1 or script.text_of(node) != script.text_of(tables[0]):
+        return [f"{script.text_of(node)[:40]!r} is not one hashtable literal"]
+    entries = [n for n in _walk(tables[0]) if n.type == "hash_entry"]
+    wanted = [(key, list(items)) for key, items in (("Add", value.add), ("Remove", value.remove)) if items]
+    keys = [script.text_of(next(c for c in e.children if c.type == "key_expression")) for e in entries]
+    if keys != [key for key, _ in wanted]:
+        return [f"hashtable keys {keys} != {[key for key, _ in wanted]}"]
+    problems = []
+    for entry, (key, items) in zip(entries, wanted, strict=True):
+        literals = [n for n in _walk(entry) if n.type == "string_literal"]
+        problems += [f"{key}: {p}" for p in _literal_problems(script, literals, items)]
+    return problems
+
+
+def _literal_problems(script: Script, literals: list[Node], values: list[str]) -> list[str]:
+    """Why string literal nodes do not read back, one each, as ``values``."""
     if len(literals) != len(values):
         return [f"{len(literals)} string literals for {len(values)} values"]
     problems = []
@@ -87,8 +116,6 @@ def argument_problems(script: Script, node: Node, value: Any) -> list[str]:
             problems.append(f"PowerShell ends {source[:40]!r} at offset {end}, before the node ends")
         elif got != want:
             problems.append(f"reads back as {got[:40]!r}, not {want[:40]!r}")
-    if isinstance(value, str) and text != script.text_of(literals[0]):
-        problems.append(f"the argument {text[:40]!r} is more than its literal")
     return problems
 
 

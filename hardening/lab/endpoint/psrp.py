@@ -52,7 +52,7 @@ from psrpcore.types import (
     PSVersion,
 )
 
-from ...model import CmdletCall, ParamValue
+from ...model import AddRemove, CmdletCall, ParamValue
 from ..host import LabError, LabHost
 from .shells import CallerContext, command_state, receive_budget, resource_created, shell_not_found
 from .wsman import ACTION_NOT_SUPPORTED, INVALID_REQUEST, NS, WSManFault, WSManRequest, element, timed_out
@@ -373,9 +373,27 @@ def _param_value(cmdlet: str, name: str, value: Any) -> ParamValue:
         return str(value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
         return tuple(str(v) for v in value)
-    raise _Refused(f"The lab accepts string, integer, boolean, string list and switch values; -{name} of {cmdlet} "
+    if isinstance(value, Mapping):
+        return _add_remove(cmdlet, name, value)
+    raise _Refused(f"The lab accepts string, integer, boolean, string list, @{{Add=...; Remove=...}} and switch "
+                   f"values; -{name} of {cmdlet} "
                    f"got {type(value).__name__}.", "ParameterArgumentTransformationError",
                    ErrorCategory.InvalidData)
+
+
+def _add_remove(cmdlet: str, name: str, value: Mapping[Any, Any]) -> AddRemove:
+    """A Hashtable ``@{Add=...; Remove=...}`` (PowerShell's keys are case-insensitive), each entry one
+    string or a list of strings; any other Hashtable is refused."""
+    parts: dict[str, tuple[str, ...]] = {"add": (), "remove": ()}
+    for key, entry in value.items():
+        folded = str(key).casefold()
+        items = [entry] if isinstance(entry, (str, int)) and not isinstance(entry, bool) else entry
+        if folded not in parts or not isinstance(items, (list, tuple)) or not all(
+                isinstance(v, (str, int)) and not isinstance(v, bool) for v in items):
+            raise _Refused(f"The lab accepts a Hashtable for -{name} of {cmdlet} only as @{{Add=...; Remove=...}} "
+                           "with string values.", "ParameterArgumentTransformationError", ErrorCategory.InvalidData)
+        parts[folded] = tuple(str(v) for v in items)
+    return AddRemove(parts["add"], parts["remove"])
 
 
 def _ps_value(value: Any) -> Any:

@@ -3,7 +3,8 @@
 A family module declares ``SECTIONS`` (keys of a lab host in the lab file, with their type and
 how they become state), ``CMDLETS`` (simulated Exchange cmdlets by lower-case name) and
 ``SCRIPTS`` (simulated template blocks by (kind, op)) and ``LDAP`` (simulated directory
-requests by LDAP operation: search, modify). Every module of this package except
+requests by LDAP operation: search, modify), and may define ``consequences(org, hosts)``: what the
+hosts' state breaks in the organisation (see :mod:`hardening.lab.rehearsal`). Every module of this package except
 ``common`` is a family; adding one touches nothing else.
 """
 
@@ -15,16 +16,21 @@ from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 
 from .common import (
+    Breakage,
     CmdletHandler,
+    Consequences,
+    Dag,
     LabCmdletError,
     LabLdapError,
     LabScriptError,
     LdapHandler,
+    Organization,
     ScriptHandler,
     StateSection,
 )
 
-__all__ = ["CMDLETS", "LDAP", "SCRIPTS", "SECTIONS", "LabCmdletError", "LabLdapError", "LabScriptError", "StateSection"]
+__all__ = ["CMDLETS", "CONSEQUENCES", "LDAP", "SCRIPTS", "SECTIONS", "Breakage", "Dag", "LabCmdletError",
+           "LabLdapError", "LabScriptError", "Organization", "StateSection"]
 
 
 def _families() -> tuple[ModuleType, ...]:
@@ -51,3 +57,5 @@ SECTIONS: Mapping[str, StateSection] = _merge("SECTIONS")  # type: ignore[assign
 CMDLETS: Mapping[str, CmdletHandler] = _merge("CMDLETS")  # type: ignore[assignment]
 SCRIPTS: Mapping[tuple[str, str], ScriptHandler] = _merge("SCRIPTS")  # type: ignore[assignment]
 LDAP: Mapping[str, LdapHandler] = _merge("LDAP")  # type: ignore[assignment]
+# What each family says an apply broke in the organisation (its own model of Windows/Exchange behaviour).
+CONSEQUENCES: tuple[Consequences, ...] = tuple(f.consequences for f in FAMILIES if hasattr(f, "consequences"))

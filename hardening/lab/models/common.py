@@ -5,17 +5,21 @@ blocks (script), cmdlets (exchange) and directory requests by LDAP operation (di
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...model import CmdletCall, LdapCall
 
 __all__ = [
+    "Breakage",
     "CmdletHandler",
+    "Consequences",
+    "Dag",
     "LabCmdletError",
     "LabLdapError",
     "LabScriptError",
     "LdapHandler",
+    "Organization",
     "ScriptHandler",
     "StateSection",
     "bind",
@@ -28,6 +32,50 @@ State = dict[str, Any]
 CmdletHandler = Callable[[State, CmdletCall], list[dict[str, Any]]]
 ScriptHandler = Callable[[State, Any], Any]
 LdapHandler = Callable[[State, LdapCall], Any]
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """Something an apply broke in the simulated organisation (mail flow, a DAG, backups, management)."""
+
+    host: str      # the lab host where it breaks
+    what: str      # a short key: cluster-heartbeat, witness, management, rdp, mail-over-quota, ipsec-window …
+    sentence: str  # what breaks, for people
+
+    def __str__(self) -> str:
+        return f"{self.host}: {self.what}: {self.sentence}"
+
+
+@dataclass(frozen=True)
+class Dag:
+    """A database availability group: its member servers and the server holding its file share witness."""
+
+    name: str
+    members: tuple[str, ...]
+    witness_server: str | None = None
+
+
+@dataclass(frozen=True)
+class Organization:
+    """What the lab's hosts are to each other: addresses, networks, DAGs, domain controllers, and the
+    ports this run manages each host through. Built by :mod:`hardening.lab.rehearsal`."""
+
+    addresses: Mapping[str, str]           # lab host → its address
+    networks: Mapping[str, str]            # admin, controller, backup, monitoring, clients, internet → CIDR/address
+    domain_controllers: Mapping[str, str]  # name → address
+    dags: tuple[Dag, ...] = ()
+    management_ports: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # lab host → WinRM etc.
+    negotiating_peers: frozenset[str] = frozenset()  # addresses that negotiate IPsec (main mode SAs form)
+
+    def dag_of(self, host: str) -> Dag | None:
+        return next((d for d in self.dags if host.casefold() in (m.casefold() for m in d.members)), None)
+
+    def witness_of(self, host: str) -> tuple[Dag, ...]:
+        """The DAGs whose file share witness this host holds."""
+        return tuple(d for d in self.dags if d.witness_server and d.witness_server.casefold() == host.casefold())
+
+
+Consequences = Callable[[Organization, Mapping[str, State]], list[Breakage]]
 
 
 class LabCmdletError(Exception):

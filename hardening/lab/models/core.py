@@ -48,6 +48,9 @@ def resolve_account(state: State, name: str) -> str:
 
 
 SECTIONS: dict[str, StateSection] = {
+    "address": StateSection(str | None, None, lambda v, host: v,
+                            "The host's address in the simulated organisation (e.g. 10.0.10.11): what other "
+                            "hosts' firewall rules see as its remote address. Never contacted."),
     "accounts": StateSection(dict[str, str], {}, lambda v, host: dict(v),
                              "DOMAIN\\name → SID, for name resolution on the host."),
     "services": StateSection(dict[str, Literal["Running", "Stopped"]], {},

@@ -2,7 +2,7 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 # hardening:call kind=ipsec_rule op=read
 & {
-    $Call = ConvertFrom-Json -InputObject '{"id":"dc-ldap-kerberos-encrypted","n":0,"data":{"name":"hardening-dc-ldap","phase1_set":"hardening-dc-ldap-phase1","quickmode_set":"hardening-dc-ldap-quickmode","resolve":["dc01.contoso.com","dc02.contoso.com"]}}'
+    $Call = ConvertFrom-Json -InputObject '{"id":"dc-ldap-kerberos-encrypted","n":0,"data":{"name":"hardening-dc-ldap","phase1_set":"hardening-dc-ldap-phase1","quickmode_set":"hardening-dc-ldap-quickmode","resolve":["dc01.contoso.com","dc02.contoso.com"],"sa":false}}'
     $Desired = $Call.data
     try {
         $State = & {
@@ -64,11 +64,18 @@ $ProgressPreference = 'SilentlyContinue'
                     }
                 }
             }
+            # The peers this host has a main mode SA with, read only when the rule is to move to Require.
+            # [I] No SA at all is an empty answer of the GetAll parameter set, not an error.
+            $mainModePeers = $null
+            if ($Desired.sa) {
+                $mainModePeers = @(foreach ($sa in @(Get-NetIPsecMainModeSA)) { [string]$sa.RemoteEndpoint })
+            }
             [pscustomobject]@{
                 rules = $rules
                 phase1 = $phase1
                 quickmode = $quickmode
                 resolved = $resolved
+                main_mode_peers = $mainModePeers
             }
         }
         $Record = [pscustomobject]@{ id = $Call.id; n = $Call.n; ok = $true; state = $State }
