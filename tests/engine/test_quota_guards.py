@@ -207,9 +207,9 @@ def test_bypass_of_accounts_nobody_named_is_reported_not_removed(tmp_path: Path)
     outcome = outcomes(run)[("MAIL01", "bypass")]
     assert outcome.status is Status.DRIFTED
     assert outcome.message.startswith("not changed: ")
-    assert ("not removed: 3 accounts bypass mailbox audit logging and are named in neither allowed nor remove "
-            "(contoso.com/Users/svc-archive, contoso.com/Users/svc-backup, contoso.com/Users/svc-journal)") in (
-        outcome.message)
+    assert ("not removed: 4 accounts bypass mailbox audit logging and are named in neither allowed nor remove "
+            "(contoso.com/Users/admin.jsmith, contoso.com/Users/svc-archive, contoso.com/Users/svc-backup, "
+            "contoso.com/Users/svc-journal)") in outcome.message
     assert not any(e[0] == "Set-MailboxAuditBypassAssociation" for e in lab_host(lab, "MAIL01").received)
     assert run.exit_code == 3
 

@@ -19,6 +19,8 @@ parent of these. It does not scan volumes, count usage per owner, or refuse writ
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,9 +29,11 @@ from ...errors import InputError, SourceLocation
 from ...kinds.quota import EXCHANGE_QUOTA_MAX, UNLIMITED, format_size, parse_size, size_key
 from ...model import CmdletCall, Switch
 from .common import (
+    Breakage,
     CmdletHandler,
     LabCmdletError,
     LabScriptError,
+    Organization,
     ScriptHandler,
     State,
     StateSection,
@@ -38,7 +42,7 @@ from .common import (
     require_server,
 )
 
-__all__ = ["CMDLETS", "QUOTA_PROPERTIES", "SCRIPTS", "SECTIONS", "lab_quota"]
+__all__ = ["CMDLETS", "QUOTA_PROPERTIES", "SCRIPTS", "SECTIONS", "consequences", "lab_quota", "over_quota"]
 
 STATE_NUMBERS = {"disabled": 0, "track": 1, "enforce": 2}
 QUOTA_PROPERTIES = ("IssueWarningQuota", "ProhibitSendQuota", "ProhibitSendReceiveQuota",
@@ -403,3 +407,111 @@ CMDLETS: dict[str, CmdletHandler] = {
     "set-mailboxdatabase": _set_database,
     "get-mailboxstatistics": _statistics,
 }
+
+
+# --- the rehearsal: what the hosts' quotas stop ----------------------------------------------------------
+#
+# The lab's own reading of Exchange's and FSRM's behaviour, written apart from the kinds (nothing here
+# comes from hardening.kinds.quota's decisions):
+# - [V] OPS Set-MailboxDatabase / Set-Mailbox: "If the mailbox reaches or exceeds this size, the mailbox
+#   can't send or receive new messages. Messages sent to the mailbox are returned to the sender"
+#   (ProhibitSendReceiveQuota), "... can't send new messages" (ProhibitSendQuota); a database's quotas
+#   apply to the mailboxes "that don't have their own ... quota configured" — a mailbox with
+#   UseDatabaseQuotaDefaults false has its own (Set-Mailbox). The mailbox's size is TotalItemSize [I].
+# - [V] procedures §5.2 / TechNet cc734227: FSRM's quota minifilter rejects writes that would exceed a
+#   hard quota, and a quota covers its folder and everything below it; that ESE then dismounts the
+#   database and transport applies back pressure is [I]. A hard quota with room left is a risk, not yet a
+#   breakage: only a full one (usage at or above its size) is reported.
+
+_BYTES_TEXT = re.compile(r"\(\s*([0-9][0-9,.' \u00a0\u202f]*)\s*bytes\s*\)", re.IGNORECASE)
+_SIZE_TEXT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_FACTORS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def _limit(value: Any) -> int | None:
+    """A quota as the lab holds it, in bytes; None for Unlimited (or no value)."""
+    if value is None or (isinstance(value, str) and value.strip().casefold() in {"unlimited", ""}):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    exact = _BYTES_TEXT.search(text)
+    if exact:
+        return int(re.sub(r"[^0-9]", "", exact.group(1)))
+    plain = _SIZE_TEXT.match(text)
+    if plain:
+        return int(float(plain.group(1)) * _FACTORS[(plain.group(2) or "B").upper()])
+    raise ValueError(f"lab state: {value!r} is not a quota")
+
+
+def _gb(size: int) -> str:
+    return f"{size / (1 << 30):.2f}".rstrip("0").rstrip(".") + " GB"
+
+
+def _own_quotas(mailbox: dict[str, Any]) -> bool:
+    value = mailbox.get("UseDatabaseQuotaDefaults", True)
+    return value is False or (isinstance(value, str) and value.strip().casefold() in {"false", "$false"})
+
+
+def over_quota(host: str, state: State) -> list[Breakage]:
+    """The mailboxes of one host that a quota stops: at or above the ProhibitSendReceiveQuota that
+    applies to them (their database's, or their own), mail to them is refused; at or above the
+    ProhibitSendQuota, they cannot send."""
+    found: list[Breakage] = []
+    databases = {str(d["Name"]).casefold(): d for d in state.get("mailbox_databases") or []}
+    sizes = state.get("mailbox_statistics") or {}
+    for mailbox in state.get("mailboxes") or []:
+        name = str(mailbox["Name"])
+        database = databases.get(str(mailbox.get("Database")).casefold())
+        if database is None:
+            continue
+        own = _own_quotas(mailbox)
+        limits = mailbox if own else database
+        whose = "its own" if own else f"{database['Name']}'s"
+        size = int((sizes.get(name) or {}).get("item", 0))
+        receive, send = _limit(limits.get("ProhibitSendReceiveQuota")), _limit(limits.get("ProhibitSendQuota"))
+        if receive is not None and size >= receive:
+            found.append(Breakage(host, "mail-over-quota", f"{name} ({_gb(size)}) is at or above {whose} "
+                                  f"ProhibitSendReceiveQuota {_gb(receive)}: mail to it is refused and its senders "
+                                  "get an NDR; it cannot send either"))
+        elif send is not None and size >= send:
+            found.append(Breakage(host, "mail-over-quota", f"{name} ({_gb(size)}) is at or above {whose} "
+                                  f"ProhibitSendQuota {_gb(send)}: it cannot send mail"))
+    return found
+
+
+def _exchange_data(state: State) -> list[tuple[str, str]]:
+    """(what, folder) for the folders ESE and transport must be able to write."""
+    out: list[tuple[str, str]] = []
+    for database in state.get("mailbox_databases") or []:
+        edb = _parent(str(database.get("EdbFilePath") or ""))
+        if edb:
+            out.append((f"mailbox database {database['Name']}", edb))
+        if database.get("LogFolderPath"):
+            out.append((f"the transaction logs of {database['Name']}", str(database["LogFolderPath"])))
+    exchange = state.get("exchange") or {}
+    if exchange.get("install_path"):
+        install = str(exchange["install_path"]).rstrip("\\")
+        queue = exchange.get("queue_path") or install + "\\TransportRoles\\data\\Queue"
+        out.append(("the transport queue", str(queue)))
+    return out
+
+
+def full_hard_quotas(host: str, state: State) -> list[Breakage]:
+    """Full hard FSRM quotas that cover a folder Exchange writes to."""
+    found: list[Breakage] = []
+    for path, quota in ((state.get("fsrm") or {}).get("quotas") or {}).items():
+        if quota["soft_limit"] or quota["disabled"] or quota["usage"] < quota["size"]:
+            continue
+        covered = [what for what, folder in _exchange_data(state)
+                   if _norm(folder) == _norm(path) or _norm(folder).startswith(_norm(path) + "\\")]
+        if covered:
+            found.append(Breakage(host, "fsrm-hard-quota", f"the hard FSRM quota on {path} is full "
+                                  f"({_gb(quota['usage'])} of {_gb(quota['size'])}) and covers {', '.join(covered)}: "
+                                  "writes there are refused (a database dismounts, transport stops accepting mail)"))
+    return found
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """Mail the hosts' quotas refuse, and full hard FSRM quotas on Exchange data."""
+    return [b for name, state in hosts.items() for b in (*over_quota(name, state), *full_hard_quotas(name, state))]
