@@ -733,7 +733,8 @@ def _findings_section(run: Mapping[str, Any]) -> tuple[str, set[tuple[str, str]]
     titles = {"failed": "Failed", "drifted": "Drifted: open findings", "fixed": "Fixed in this run"}
     blurbs = {
         "failed": "The control could not be checked or set, or the re-read after writing did not match.",
-        "drifted": "The host differs from the playbook; nothing was written (check mode, or policy monitor).",
+        "drifted": ("The host differs from the playbook; what differs was not written (check mode, policy monitor, or "
+                    "a change the control holds back until the playbook allows it)."),
         "fixed": "Written and verified by re-reading the host.",
     }
     body = []

@@ -5,6 +5,9 @@ bundle of writes each followed by its re-read (drifted, enforced controls only),
 bundle of service restarts where changes need them and the playbook allows. Decisions are
 made here, in Python; the remote side never sees a mode. An outcome is ``fixed`` only when the
 re-read matches the desired state. A failing control is an outcome, never an exception.
+A change that a kind holds back until the playbook allows it (a held :class:`~.kinds.Caveat`)
+is neither written nor verified: the outcome stays ``drifted`` with the kind's sentence, so a
+scheduler never reads it as compliant (exit 3, not 2: nothing failed).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .facts import (
     needs_exchange_facts,
 )
 from .inventory import Host, Inventory
-from .kinds import KINDS, ControlFailed, NotApplicable
+from .kinds import KINDS, Caveat, ControlFailed, NotApplicable, caveats_for, without_held
 from .lab import Lab, load_lab
 from .model import Bundle, Change, HostResult, Mode, Outcome, Policy, Run, ScriptCall, Section, SectionResult, Status
 from .playbook import Control, Playbook
@@ -241,8 +244,20 @@ class _Work:
     observed: State | None = None
     desired: State | None = None
     changes: tuple[Change, ...] = ()
+    caveats: tuple[Caveat, ...] = ()
     writes: tuple[Any, ...] = ()
     outcome: Outcome | None = None
+
+    @property
+    def held(self) -> tuple[Change, ...]:
+        """The changes a caveat holds back: not written, not verified."""
+        return tuple(c for c in self.changes if any(k.held and k.covers(c) for k in self.caveats))
+
+    @property
+    def to_make(self) -> tuple[Change, ...]:
+        """The changes apply makes."""
+        held = {c.path for c in self.held}
+        return tuple(c for c in self.changes if c.path not in held)
 
 
 def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[planning.Step],
@@ -286,7 +301,8 @@ def _run_steps(mode: Mode, session: _Session, host: str, steps: Sequence[plannin
         problem = exc.problem
         _fail_waiting(work, f"result unknown: the connection failed after its requests were sent ({problem}); "
                       "if it was a write, the next check reads the truth")
-    fixed = [w for w in work if w.outcome and w.outcome.status is Status.FIXED]
+    fixed = [w for w in work if w.outcome and (w.outcome.status is Status.FIXED
+                                              or (w.outcome.status is Status.DRIFTED and w.writes and w.to_make))]
     problem = _restart(session, fixed) or problem
     return [w.outcome for w in work if w.outcome is not None], problem
 
@@ -304,7 +320,7 @@ def _plan_reads(w: _Work) -> None:
 
 def _plan_writes(w: _Work) -> None:
     params, ctx = w.step.ready()
-    w.writes = w.step.kind.write(params, ctx, w.observed, w.desired or {})
+    w.writes = w.step.kind.write(params, ctx, w.observed, without_held(w.desired or {}, w.caveats))
 
 
 def _guard(w: _Work, action: Callable[[_Work], None]) -> None:
@@ -332,11 +348,16 @@ def _decide(mode: Mode, w: _Work, result: SectionResult) -> None:
     w.changes = diff(w.desired, w.observed, kind.comparers)
     if not w.changes:
         w.outcome = _outcome(w, Status.COMPLIANT, _compliant_sentence(w.desired))
-    elif mode is Mode.CHECK:
-        w.outcome = _outcome(w, Status.DRIFTED, _drift_sentence(w.changes, kind.comparers))
+        return
+    w.caveats = caveats_for(kind.caveats(params, ctx, w.observed, w.desired), w.changes)
+    if mode is Mode.CHECK:
+        w.outcome = _outcome(w, Status.DRIFTED, _drift_sentence(w.changes, kind.comparers) + _notes(w.caveats))
     elif w.step.control.policy is Policy.MONITOR:
         w.outcome = _outcome(w, Status.DRIFTED, "policy monitor, not changed: "
-                             + _drift_sentence(w.changes, kind.comparers))
+                             + _drift_sentence(w.changes, kind.comparers) + _notes(w.caveats))
+    elif not w.to_make:
+        w.outcome = _outcome(w, Status.DRIFTED, "not changed: " + _drift_sentence(w.changes, kind.comparers)
+                             + _notes(w.caveats))
 
 
 def _restore(w: _Work, before: State) -> State:
@@ -363,14 +384,18 @@ def _verify(w: _Work, result: SectionResult) -> None:
         w.outcome = _outcome(w, Status.FAILED, f"{problem}the re-read failed: {read_error}; state unknown")
         return
     after = kind.observe(params, ctx, result.values[n:])
-    remaining = diff(w.desired or {}, after, kind.comparers)
+    remaining = diff(without_held(w.desired or {}, w.caveats), after, kind.comparers)
     if write_error is not None:
         w.outcome = _outcome(w, Status.FAILED, f"write failed: {write_error}", after=after)
     elif remaining:
         w.outcome = _outcome(w, Status.FAILED, "written, but the re-read does not match: "
                              + _drift_sentence(remaining, kind.comparers), after=after)
+    elif w.held:
+        w.outcome = _outcome(w, Status.DRIFTED, _fixed_sentence(w.to_make, kind.comparers) + "; not changed: "
+                             + _drift_sentence(w.held, kind.comparers) + _notes(w.caveats), after=after)
     else:
-        w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes, kind.comparers), after=after)
+        w.outcome = _outcome(w, Status.FIXED, _fixed_sentence(w.changes, kind.comparers) + _notes(w.caveats),
+                             after=after)
 
 
 def _restart(session: _Session, fixed: list[_Work]) -> str | None:
@@ -381,7 +406,7 @@ def _restart(session: _Session, fixed: list[_Work]) -> str | None:
     needs: list[tuple[_Work, tuple[str, ...], str]] = []
     for w in fixed:
         params, ctx = w.step.ready()
-        services = w.step.kind.restarts(params, ctx, w.changes)
+        services = w.step.kind.restarts(params, ctx, w.to_make)
         if services:
             needs.append((w, services, w.step.kind.restart_policy(params)))
     allowed = sorted({s for _, services, policy in needs if policy == "allowed" for s in services})
@@ -455,6 +480,11 @@ def _outcome(w: _Work, status: Status, message: str, after: State | None = None)
         variant=w.step.ctx.variant.name if w.step.ctx else None,
         params=w.step.params.model_dump(mode="json", exclude_none=True) if w.step.params else {},
     )
+
+
+def _notes(caveats: Sequence[Caveat]) -> str:
+    """The caveats' sentences, to follow an outcome's own sentence."""
+    return "".join(f"; {c.sentence}" for c in caveats)
 
 
 def _compliant_sentence(desired: State) -> str:

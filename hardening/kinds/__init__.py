@@ -13,9 +13,20 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
+from .base import Caveat, Context, ControlFailed, Kind, KindParams, NotApplicable, Variant, caveats_for, without_held
 
-__all__ = ["KINDS", "Context", "ControlFailed", "Kind", "KindParams", "NotApplicable", "Variant"]
+__all__ = [
+    "KINDS",
+    "Caveat",
+    "Context",
+    "ControlFailed",
+    "Kind",
+    "KindParams",
+    "NotApplicable",
+    "Variant",
+    "caveats_for",
+    "without_held",
+]
 
 _NOT_FAMILIES = {"base", "platforms"}
 

@@ -34,7 +34,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ..compare import BOOL, SID_NAMES, TEXT, TEXT_SET, Comparer, State, sid_of, split_list
 from ..model import Call, CmdletCall, ScriptCall
 from ..render import cmdlet_text
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
+from .base import Caveat, Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
 from .files import (
     APPLIES_TO,
     RIGHTS,
@@ -47,6 +47,7 @@ from .files import (
     target_paths,
 )
 from .files import MODERN as WINDOWS_MODERN
+from .platforms import is_edge_transport
 from .transport import MODERN as EXCHANGE_MODERN
 
 __all__ = [
@@ -540,81 +541,191 @@ def _is_named(account: Mapping[str, Any], name: str) -> bool:
     return bool(sam) and wanted.rpartition("\\")[2] == sam and "\\" in wanted
 
 
+def _account_names(value: Any) -> Any:
+    """A list of account names, or one comma-separated string of them (what a ``{{ var }}`` renders
+    to); an empty string is no account."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _distinct_names(value: list[str]) -> list[str]:
+    _no_empty_strings(value)
+    if len({v.casefold() for v in value}) != len(value):
+        raise ValueError("names an account twice")
+    return value
+
+
+BypassUnknown = Literal["report", "remove"]
+
+
 class MailboxAuditBypassParams(KindParams):
     """Parameters of ``mailbox_audit_bypass``."""
 
     allowed: list[str] = Field(
-        default_factory=list, description="Accounts that may keep AuditBypassEnabled $true (e.g. a backup or "
-        "journaling service account), by name, DOMAIN\\name, UPN or identity; each must resolve to exactly one "
-        "account, or the control fails.")
+        default_factory=list, description="Accounts that keep AuditBypassEnabled $true: the site's reviewed service "
+        "accounts that open every mailbox (backup, archiving, journaling). By name, DOMAIN\\name, UPN or identity; a "
+        "YAML list, or one comma-separated string (what a variable renders to; a distinguished name needs the list "
+        "form). Each must resolve to exactly one account, or the control fails.",
+        json_schema_extra=_one_or_list)
+    remove: list[str] = Field(
+        default_factory=list, description="Accounts whose bypass is removed (AuditBypassEnabled $false) where they "
+        "have it: the control removes bypass only from accounts named here (and, with unknown: remove, from those "
+        "named in neither list). Same forms as allowed; each must resolve to exactly one account.",
+        json_schema_extra=_one_or_list)
+    unknown: BypassUnknown = Field(
+        "report", description="Accounts that bypass auditing and are named in neither list. report (default): left "
+        "as they are, and the outcome stays drifted naming them until they are reviewed into allowed or remove. "
+        "remove: their bypass is removed too, so a backup or archiving account nobody listed is audited from then on.")
     org_host: str = Field("*", pattern=ORG_HOST_PATTERN, description=ORG_HOST_DESCRIPTION)
 
-    @field_validator("allowed")
+    @field_validator("allowed", "remove", mode="before")
     @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        _no_empty_strings(value)
-        if len({v.casefold() for v in value}) != len(value):
-            raise ValueError("allowed names an account twice")
-        return value
+    def _split(cls, value: Any) -> Any:
+        return _account_names(value)
+
+    @field_validator("allowed", "remove")
+    @classmethod
+    def _names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            return _distinct_names(value)
+        except ValueError as exc:
+            raise ValueError(f"{info.field_name} {exc}") from None
+
+    @field_validator("unknown", mode="before")
+    @classmethod
+    def _unknown_name(cls, value: Any) -> Any:
+        return canonical_names(value, get_args(BypassUnknown))
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> MailboxAuditBypassParams:
+        both = sorted({a.casefold() for a in self.allowed} & {r.casefold() for r in self.remove})
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both allowed and removed")
+        return self
+
+
+# Observed properties of the bypass object: accounts named in remove that still bypass; accounts
+# that bypass and are named in neither list; allowed accounts that bypass (shown, never changed).
+NAMED = "NamedForRemoval"
+UNREVIEWED = "UnreviewedBypassing"
+ALLOWED = "AllowedBypassing"
+
+
+def unreviewed_sentence(accounts: Sequence[str]) -> str:
+    """Why accounts nobody named keep their bypass, and what to do about them."""
+    one = len(accounts) == 1
+    review = ("review it: name it in allowed if it must keep bypass (a backup, archiving or journaling service "
+              "account that opens every mailbox), otherwise in remove" if one else
+              "review them: name in allowed those that must keep bypass (backup, archiving and journaling service "
+              "accounts that open every mailbox) and the others in remove")
+    return (f"not removed: {len(accounts)} account{'' if one else 's'} bypass{'es' if one else ''} mailbox audit "
+            f"logging and {'is' if one else 'are'} named in neither allowed nor remove ({', '.join(accounts)}); "
+            f"{review}, or set unknown: remove to remove every bypass nobody allowed")
 
 
 class MailboxAuditBypass(Kind[MailboxAuditBypassParams]):
-    """No account bypasses mailbox audit logging except the ``allowed`` ones: every association
-    with ``AuditBypassEnabled $true`` that is not allowed is set back to ``$false``.
+    """Mailbox audit bypass only where the site says so: the accounts named in ``remove`` lose
+    ``AuditBypassEnabled $true``; the ``allowed`` ones keep it; an account that bypasses and is
+    named in neither is *reported*, not changed, by default.
+
+    Why: Exchange's bypass exists "for user or computer accounts such as service accounts for
+    applications that access mailboxes frequently" [V OPS Set-MailboxAuditBypassAssociation] —
+    backup agents, archiving and journaling services. Removing it from such an account makes
+    every one of its mailbox accesses an audit entry in each mailbox's Recoverable Items\\Audits
+    folder, which counts toward the mailbox's Recoverable Items quota [I, procedures §3.2]. A
+    playbook cannot know a site's service accounts, so nothing is removed that the playbook does not
+    name: with ``unknown: report`` (default) such accounts keep their bypass and the outcome stays
+    ``drifted`` (a finding: "you must monitor mailbox audit bypass associations at regular
+    intervals" [V OPS]) with a sentence naming them and saying how to review them;
+    ``unknown: remove`` removes them too.
 
     Reads ``Get-MailboxAuditBypassAssociation -ResultSize Unlimited`` once (every user and computer
-    account) plus ``-Identity`` once per allowed account, to resolve it: Exchange answers an
-    unknown identity with *every* account rather than an error [V] OPS, so an allowed name that
-    does not match exactly one account fails the control instead of silently allowing nothing.
-    Writes ``Set-MailboxAuditBypassAssociation -Identity <account> -AuditBypassEnabled $false`` per
-    account to fix. An allowed account is allowed to bypass, never required to. Org-wide: see
-    ``org_host``. No restart; the change reaches the mailbox servers through AD replication and
-    their caches [I].
+    account) plus ``-Identity`` once per named account, to resolve it: Exchange answers an unknown
+    identity with *every* account rather than an error [V] OPS, so a name in ``allowed`` or
+    ``remove`` that does not match exactly one account fails the control instead of silently
+    matching nothing (or everyone). Writes ``Set-MailboxAuditBypassAssociation -Identity <account>
+    -AuditBypassEnabled $false`` per account to fix; never sets bypass. An allowed account is
+    allowed to bypass, never required to. Not applicable on Edge Transport servers (no mailboxes).
+    Org-wide: see ``org_host``. No restart; the change reaches the mailbox servers through AD
+    replication and their caches [I].
     """
 
     name = "mailbox_audit_bypass"
-    summary = "No account bypasses mailbox audit logging, except the allowed ones"
+    summary = "Mailbox audit bypass removed from the named accounts; others that bypass are reported, not removed"
     params_model = MailboxAuditBypassParams
     channel = "exchange"
     variants = (EXCHANGE_MODERN,)
-    comparers: ClassVar[Mapping[str, Comparer]] = {"AccountsBypassing": TEXT_SET, "AllowedBypassing": TEXT_SET}
+    comparers: ClassVar[Mapping[str, Comparer]] = {NAMED: TEXT_SET, UNREVIEWED: TEXT_SET, ALLOWED: TEXT_SET}
     org_wide_cmdlets: ClassVar[frozenset[str]] = frozenset({"Get-MailboxAuditBypassAssociation"})
 
-    def read(self, params: MailboxAuditBypassParams, ctx: Context) -> tuple[Call, ...]:
+    @staticmethod
+    def _named(params: MailboxAuditBypassParams) -> list[str]:
+        return [*params.allowed, *params.remove]
+
+    def _applies(self, params: MailboxAuditBypassParams, ctx: Context) -> None:
         check_org_host(params.org_host, ctx, "mailbox audit bypass")
+        if is_edge_transport(ctx.facts):
+            raise NotApplicable(f"{ctx.host} is an Edge Transport server: it has no mailboxes and no audit bypass")
+
+    def read(self, params: MailboxAuditBypassParams, ctx: Context) -> tuple[Call, ...]:
+        self._applies(params, ctx)
         return (CmdletCall("Get-MailboxAuditBypassAssociation", (("ResultSize", "Unlimited"),)),
-                *(CmdletCall("Get-MailboxAuditBypassAssociation", (("Identity", name),)) for name in params.allowed))
+                *(CmdletCall("Get-MailboxAuditBypassAssociation", (("Identity", name),))
+                  for name in self._named(params)))
 
     def observe(self, params: MailboxAuditBypassParams, ctx: Context, values: Sequence[Any]) -> State:
-        check_org_host(params.org_host, ctx, "mailbox audit bypass")
-        allowed: set[str] = set()
-        for name, value in zip(params.allowed, values[1:], strict=True):
+        self._applies(params, ctx)
+        resolved: dict[str, str] = {}
+        for name, value in zip(self._named(params), values[1:], strict=True):
             found = [a for a in host_objects(value) if _is_named(a, name)]
             if len(found) != 1:
-                raise ControlFailed(f"allowed account {name!r} matches {'no' if not found else len(found)} accounts "
+                which = "allowed" if name in params.allowed else "remove"
+                raise ControlFailed(f"{which} account {name!r} matches {'no' if not found else len(found)} accounts "
                                     f"on {ctx.server}; name exactly one account (Exchange answers an unknown "
                                     "identity with every account)")
-            allowed.add(str(found[0].get("Identity")).casefold())
+            resolved[str(found[0].get("Identity")).casefold()] = "allowed" if name in params.allowed else "remove"
         bypassing = sorted((str(a.get("Identity")) for a in host_objects(values[0])
                             if _true(a.get("AuditBypassEnabled"))), key=str.casefold)
         return {BYPASS_OBJECT: {
-            "AccountsBypassing": [a for a in bypassing if a.casefold() not in allowed],
-            "AllowedBypassing": [a for a in bypassing if a.casefold() in allowed],
+            NAMED: [a for a in bypassing if resolved.get(a.casefold()) == "remove"],
+            UNREVIEWED: [a for a in bypassing if a.casefold() not in resolved],
+            ALLOWED: [a for a in bypassing if resolved.get(a.casefold()) == "allowed"],
         }}
 
     def desire(self, params: MailboxAuditBypassParams, ctx: Context, observed: State | None) -> State:
-        return {BYPASS_OBJECT: {"AccountsBypassing": []}}
+        return {BYPASS_OBJECT: {NAMED: [], UNREVIEWED: []}}
+
+    def caveats(self, params: MailboxAuditBypassParams, ctx: Context, observed: State,
+                desired: State) -> tuple[Caveat, ...]:
+        unreviewed = list((observed.get(BYPASS_OBJECT) or {}).get(UNREVIEWED) or [])
+        if params.unknown == "report" and unreviewed:
+            return (Caveat(BYPASS_OBJECT, (UNREVIEWED,), unreviewed_sentence(unreviewed)),)
+        return ()
 
     def write(self, params: MailboxAuditBypassParams, ctx: Context, observed: State | None,
               desired: State) -> tuple[Call, ...]:
+        want = desired.get(BYPASS_OBJECT) or {}
+        removing_unknown = UNREVIEWED in want and params.unknown == "remove"
         if observed is None:
-            who = "<each account with AuditBypassEnabled $true that is not allowed>"
-            return (CmdletCall("Set-MailboxAuditBypassAssociation", (("Identity", who),
-                                                                      ("AuditBypassEnabled", False))),)
-        seen = (observed.get(BYPASS_OBJECT) or {}).get("AccountsBypassing") or []
+            who = [*(["<each account named in remove that bypasses>"] if NAMED in want and params.remove else []),
+                   *(["<each account that bypasses and is named in neither allowed nor remove>"]
+                     if removing_unknown else [])]
+            return tuple(CmdletCall("Set-MailboxAuditBypassAssociation", (("Identity", account),
+                                                                           ("AuditBypassEnabled", False)))
+                         for account in who)
+        seen = observed.get(BYPASS_OBJECT) or {}
+        accounts = [*(seen.get(NAMED) or [] if NAMED in want else []), *(seen.get(UNREVIEWED) or [] if removing_unknown
+                                                                          else [])]
         return tuple(CmdletCall("Set-MailboxAuditBypassAssociation", (("Identity", account),
                                                                        ("AuditBypassEnabled", False)))
-                     for account in seen)
+                     for account in accounts)
+
+    def plan_notes(self, params: MailboxAuditBypassParams) -> tuple[str, ...]:
+        if params.unknown == "remove":
+            return ("every account that bypasses and is not allowed is set back to $false, named or not",)
+        return ("accounts that bypass and are named in neither allowed nor remove are reported, not changed "
+                "(unknown: report)",)
 
 
 def _true(value: Any) -> bool:

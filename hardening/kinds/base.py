@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the inventory imports the kinds (through the playbook), not
     from ..inventory import Host
 
 __all__ = [
+    "Caveat",
     "Context",
     "ControlFailed",
     "Kind",
@@ -31,7 +32,9 @@ __all__ = [
     "RestartPolicy",
     "Variant",
     "canonical_names",
+    "caveats_for",
     "host_objects",
+    "without_held",
 ]
 
 RestartPolicy = Literal["allowed", "deferred"]
@@ -82,6 +85,59 @@ class ControlFailed(Exception):
 
 class NotApplicable(Exception):
     """Raised by a kind when the control has nothing to act on for this host (with a reason)."""
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """What changing ``properties`` of ``object`` (from the observed to the desired state) would
+    do that an administrator must know, as one sentence.
+
+    ``held``: the control leaves these changes alone until the playbook allows them (a mailbox
+    quota lowered without ``allow_lower``, the bypass of an account nobody reviewed). The engine
+    keeps them out of the writes and out of the re-read's verification; the outcome stays
+    ``drifted`` with the sentence, in check and apply alike: never ``compliant`` (the host still
+    differs from the playbook), never ``failed`` (nothing went wrong; the tool did what it should).
+    Not held: the change is made, and the sentence is added to the outcome (e.g. how many
+    mailboxes an allowed lowering puts over the new limit).
+    """
+
+    object: str
+    properties: tuple[str, ...]
+    sentence: str
+    held: bool = True
+
+    def covers(self, change: Change) -> bool:
+        """Whether a change is one of this caveat's."""
+        return any(change.path == f"{self.object}.{prop}" for prop in self.properties)
+
+
+def caveats_for(caveats: Sequence[Caveat], changes: Sequence[Change]) -> tuple[Caveat, ...]:
+    """The caveats that concern these changes, each narrowed to the properties that do differ."""
+    out: list[Caveat] = []
+    for caveat in caveats:
+        props = tuple(p for p in caveat.properties if any(c.path == f"{caveat.object}.{p}" for c in changes))
+        if props:
+            out.append(replace(caveat, properties=props))
+    return tuple(out)
+
+
+def without_held(desired: State, caveats: Sequence[Caveat]) -> State:
+    """The desired state less what held caveats keep back: what the writes may make true."""
+    held: dict[str, set[str]] = {}
+    for caveat in caveats:
+        if caveat.held:
+            held.setdefault(caveat.object, set()).update(caveat.properties)
+    if not held:
+        return desired
+    out: dict[str, Any] = {}
+    for obj, props in desired.items():
+        if props is None or obj not in held:
+            out[obj] = props
+            continue
+        kept = {k: v for k, v in props.items() if k not in held[obj]}
+        if kept:
+            out[obj] = kept
+    return out
 
 
 class Kind(ABC, Generic[P]):
@@ -145,6 +201,12 @@ class Kind(ABC, Generic[P]):
     def restart_policy(self, params: P) -> RestartPolicy:
         """Whether the playbook lets this control's restarts happen now."""
         return "deferred"
+
+    def caveats(self, params: P, ctx: Context, observed: State, desired: State) -> tuple[Caveat, ...]:
+        """What the changes from ``observed`` to ``desired`` would do that the outcome must say,
+        and which of them the control holds back (see :class:`Caveat`); none by default. Called
+        only when something differs, in check and apply alike, before anything is written."""
+        return ()
 
     def review(self, outcome: Outcome, outcomes: Sequence[Outcome]) -> str | None:
         """A sentence to add to this kind's outcome once every host of the run is done, from the

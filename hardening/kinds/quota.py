@@ -20,10 +20,11 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 
 from ..compare import BOOL, TEXT, Comparer, State
 from ..facts import PATH_ROLES, Facts
-from ..model import Call, CmdletCall, ScriptCall
-from .base import Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
+from ..model import Call, CmdletCall, ScriptCall, Switch
+from .base import Caveat, Context, ControlFailed, Kind, KindParams, NotApplicable, canonical_names, host_objects
 from .files import MODERN as WINDOWS_MODERN
 from .files import PathParams, PathRole, target_paths
+from .platforms import is_edge_transport
 from .transport import MODERN as EXCHANGE_MODERN
 
 if TYPE_CHECKING:
@@ -451,9 +452,25 @@ def _host_size(value: Any) -> Any:
 
 # --- fsrm_quota --------------------------------------------------------------------------------------
 
-FSRM_MISSING = ("File Server Resource Manager is not installed on {host} (the FileServerResourceManager cmdlets "
-                "are absent): install the FS-Resource-Manager feature (Install-WindowsFeature -Name "
-                "FS-Resource-Manager -IncludeManagementTools) or leave this host out of the control")
+# [V] TechNet cc734227: "The File Server Resource Manager (FSRM) service (SrmSvc)"; the role service's
+# feature name FS-Resource-Manager and its tools' RSAT-FSRM-Mgmt are [I] (procedures §5.2).
+FSRM_SERVICE = "SrmSvc"
+FSRM_NOT_INSTALLED = ("File Server Resource Manager is not installed on {host} (no {service} service): it has no FSRM "
+                      "quotas to check. FSRM is opt-in (playbooks/fsrm.yml); where folder quotas are wanted, install "
+                      "the FS-Resource-Manager role service first, or leave this host out of the control")
+FSRM_NO_MODULE = ("File Server Resource Manager is installed on {host} (service {service} {status}) but its PowerShell "
+                  "module is not (the FileServerResourceManager cmdlets are absent): install its management tools "
+                  "(Install-WindowsFeature -Name RSAT-FSRM-Mgmt) to manage its quotas")
+
+
+def fsrm_presence(value: Mapping[str, Any], host: str) -> None:
+    """Refuse a read that found no FSRM: ``not_applicable`` when the role service is not installed
+    (no SrmSvc), ``failed`` when it is installed but the cmdlets are absent."""
+    service = value.get("service")
+    if not service:
+        raise NotApplicable(FSRM_NOT_INSTALLED.format(host=host, service=FSRM_SERVICE))
+    if not value.get("module"):
+        raise ControlFailed(FSRM_NO_MODULE.format(host=host, service=FSRM_SERVICE, status=str(service).lower()))
 
 
 class FsrmQuotaParams(PathParams):
@@ -489,8 +506,12 @@ class FsrmQuota(Kind[FsrmQuotaParams]):
     patterns); creates a missing quota with ``New-FsrmQuota -Path``; changes an existing one with
     ``Set-FsrmQuota -InputObject``, only the properties that differ. A quota covers the folder and
     everything below it, and quotas higher up restrict further [V]. A missing folder fails (it is
-    never created); a host without FSRM (the cmdlets absent) fails with a sentence saying how to
-    install it. Thresholds, notifications and templates are not managed.
+    never created). The read first looks for FSRM itself: a host without the role service (no
+    ``SrmSvc`` service) is ``not_applicable`` with that reason — FSRM is an optional role, most
+    Exchange servers do not have it, and the shipped control is opt-in (``playbooks/fsrm.yml``,
+    not in the baseline); a host with the service but without the FileServerResourceManager
+    cmdlets fails, saying to install the management tools. Thresholds, notifications and templates
+    are not managed.
 
     Exchange data: a **hard** quota on a database, log or queue folder makes ESE and transport
     writes fail — mailbox databases dismount and transport applies back pressure [I]. So only
@@ -539,8 +560,7 @@ class FsrmQuota(Kind[FsrmQuotaParams]):
         state: dict[str, dict[str, Any] | None] = {}
         for path, value in zip(self._paths(params, ctx), values, strict=True):
             value = value or {}
-            if not value.get("fsrm"):
-                raise ControlFailed(FSRM_MISSING.format(host=ctx.host))
+            fsrm_presence(value, ctx.host)
             if not value.get("exists"):
                 raise ControlFailed(f"folder {path} does not exist on {ctx.host}; a quota needs an existing folder "
                                     "(it is never created)")
@@ -605,6 +625,24 @@ QUOTA_ORDER: tuple[tuple[str, str], ...] = (
     ("RecoverableItemsWarningQuota", "RecoverableItemsQuota"),
 )
 _GLOB = re.compile(r"[*?\[]")
+# The limits that stop something when a mailbox reaches them: [V] OPS Set-MailboxDatabase, "If the
+# mailbox reaches or exceeds this size, the mailbox can't send or receive new messages"; the
+# Recoverable Items quota stops deletions being kept [I]. Lowering one (or turning Unlimited into a
+# size) acts at once on every mailbox of the database that uses the database's defaults, so it needs
+# allow_lower. The warning levels only warn: lowering them is made, with a note of who is warned.
+STOPPING: tuple[str, ...] = ("ProhibitSendQuota", "ProhibitSendReceiveQuota", "RecoverableItemsQuota")
+# Which size of a mailbox each quota is measured against (TotalItemSize; for the Recoverable Items
+# quotas TotalDeletedItemSize, the folder's size [I]) and what a mailbox at or above it suffers.
+EFFECTS: Mapping[str, tuple[str, str]] = {
+    "IssueWarningQuota": ("item", "where a mailbox gets quota warnings"),
+    "ProhibitSendQuota": ("item", "where a mailbox cannot send"),
+    "ProhibitSendReceiveQuota": ("item", "where a mailbox refuses new mail and its senders get an NDR"),
+    "RecoverableItemsWarningQuota": ("deleted", "where a Recoverable Items warning is logged"),
+    "RecoverableItemsQuota": ("deleted", "where the Recoverable Items folder is full and keeps no more deleted items"),
+}
+# Bookkeeping key of an observed database: its mailboxes' sizes, when they were read.
+MAILBOXES = "_mailboxes"
+NAMES_SHOWN = 3
 
 
 def _one_or_list(schema: dict[str, Any]) -> None:
@@ -629,6 +667,17 @@ class MailboxDatabaseQuotaParams(KindParams):
         None, description="RecoverableItemsWarningQuota: an event is logged from this Recoverable Items size.")
     recoverable_items_quota: QuotaSize | None = Field(
         None, description="RecoverableItemsQuota: the Recoverable Items folder accepts nothing more from this size.")
+    allow_lower: bool = Field(
+        False, description="true: the control may lower a database's ProhibitSendQuota, ProhibitSendReceiveQuota or "
+        "RecoverableItemsQuota, or turn its Unlimited into a size. Every mailbox already at or above the new limit "
+        "is stopped at once: over ProhibitSendReceiveQuota it refuses new mail (senders get an NDR), over "
+        "ProhibitSendQuota it cannot send. false (default): such a database is left exactly as it is and the outcome "
+        "stays drifted, naming the database, its current and the proposed limits and how many mailboxes are over.")
+    count_mailboxes: bool = Field(
+        True, description="Read the size of every mailbox of the server (one Get-MailboxStatistics -Server "
+        "-IncludePassive -NoADLookup per check, and again in the re-read after a write; one object per mailbox) to "
+        "say how many are at or above a lowered limit. On servers with many thousands of mailboxes that read takes "
+        "time: false skips it; lowerings are still refused, the outcome then says the mailboxes were not counted.")
 
     @field_validator("databases", mode="before")
     @classmethod
@@ -685,8 +734,36 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
     not touch at all is not its business). Exchange refuses some of these orders itself; a warning
     above the send limit it accepts, and warns too late.
 
-    Mailboxes with their own quotas (``UseDatabaseQuotaDefaults`` false) are not affected. A
-    database is an Active Directory object: in a DAG every server holding a copy sees the same one,
+    Never lowered without consent: a change that lowers a database's ProhibitSendQuota,
+    ProhibitSendReceiveQuota or RecoverableItemsQuota, or turns its Unlimited into a size (a
+    current value that is not a readable size counts as one), leaves that database exactly as it is
+    — its other quota changes wait with it, so its quotas stay in order — unless the control says
+    ``allow_lower: true``. Mailboxes at or above a lowered limit are stopped the moment the
+    Information Store sees it [V] ("If the mailbox reaches or exceeds this size, the mailbox can't
+    send or receive new messages"). The refusal is an outcome, ``drifted`` in check and apply alike
+    (never ``compliant``: the database differs from the playbook; never ``failed``: nothing went
+    wrong), with one sentence per database naming its current and the proposed limits, how many
+    mailboxes are at or above them (the largest by name) and ``allow_lower: true`` as the way to
+    allow it. Raising a limit, or setting Unlimited, is always made. The warning levels
+    (IssueWarningQuota, RecoverableItemsWarningQuota) only warn: lowering them is made, with a note
+    when mailboxes are already over.
+
+    The count: with ``count_mailboxes`` (default true), the read also sends
+    ``Get-MailboxStatistics -Server <server> -IncludePassive -NoADLookup`` [V OPS: NoADLookup reads
+    the mailbox database only, not AD, and "helps improve cmdlet performance when querying a mailbox
+    database that contains a large number of mailboxes"; IncludePassive adds the database copies
+    that are passive on this server], whenever the control sets a quota to a size. Its answer is one
+    object per mailbox of every database of the server, on each check and again in the re-read
+    after a write: on servers with many thousands of mailboxes turn it off with
+    ``count_mailboxes: false`` (the guard still refuses, without the count); a failing statistics
+    read fails the control's read like any other. Sizes arrive deserialised as
+    ``"1.5 GB (1,610,612,736 bytes)"`` and are counted in bytes: ``TotalItemSize`` against the
+    mailbox quotas, ``TotalDeletedItemSize`` against the Recoverable Items quotas [I].
+    Disconnected mailboxes (``DisconnectDate`` set) and archive mailboxes are not counted [I]. The
+    statistics do not say which mailboxes have their own quotas (``UseDatabaseQuotaDefaults``
+    false), which a database's quotas do not affect: the count is an upper bound.
+
+    A database is an Active Directory object: in a DAG every server holding a copy sees the same one,
     and the first write makes the others compliant. No restart; the Information Store picks the
     change up from AD after its cache refresh (up to about two hours [I]).
     """
@@ -710,11 +787,26 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
     def _globs(params: MailboxDatabaseQuotaParams) -> list[str]:
         return [name for name in params.databases if _GLOB.search(name)]
 
-    def read(self, params: MailboxDatabaseQuotaParams, ctx: Context) -> tuple[Call, ...]:
+    def _database_reads(self, params: MailboxDatabaseQuotaParams, ctx: Context) -> list[Call]:
         calls: list[Call] = []
         if self._globs(params):
             calls.append(CmdletCall("Get-MailboxDatabase", (("Server", ctx.server),)))
         calls += [CmdletCall("Get-MailboxDatabase", (("Identity", name),)) for name in self._exact(params)]
+        return calls
+
+    @staticmethod
+    def _counts(params: MailboxDatabaseQuotaParams) -> bool:
+        """Whether the read counts mailboxes: asked for, and some quota is set to a size (only a
+        size can lower anything)."""
+        return params.count_mailboxes and any(size != UNLIMITED for size in params.quotas().values())
+
+    def read(self, params: MailboxDatabaseQuotaParams, ctx: Context) -> tuple[Call, ...]:
+        if is_edge_transport(ctx.facts):
+            raise NotApplicable(f"{ctx.host} is an Edge Transport server: it has no mailbox databases")
+        calls = self._database_reads(params, ctx)
+        if self._counts(params):
+            calls.append(CmdletCall("Get-MailboxStatistics", (("Server", ctx.server), ("IncludePassive", Switch()),
+                                                              ("NoADLookup", Switch()))))
         return tuple(calls)
 
     def _selected(self, params: MailboxDatabaseQuotaParams, ctx: Context,
@@ -732,10 +824,17 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
         return [found[k] for k in sorted(found)]
 
     def observe(self, params: MailboxDatabaseQuotaParams, ctx: Context, values: Sequence[Any]) -> State:
-        databases = self._selected(params, ctx, values)
+        n = len(self._database_reads(params, ctx))
+        databases = self._selected(params, ctx, values[:n])
         if not databases:
             raise NotApplicable(f"no mailbox database of {ctx.server} matches {', '.join(params.databases)}")
-        return {str(d.get("Name")): {prop: d.get(prop) for _, prop in QUOTA_PROPERTIES} for d in databases}
+        state: dict[str, dict[str, Any]] = {}
+        for database in databases:
+            name = str(database.get("Name"))
+            state[name] = {prop: database.get(prop) for _, prop in QUOTA_PROPERTIES}
+            if len(values) > n:
+                state[name][MAILBOXES] = mailbox_sizes(values[n], name)
+        return state
 
     def desire(self, params: MailboxDatabaseQuotaParams, ctx: Context, observed: State | None) -> State:
         want = {prop: format_size(size) for prop, size in params.quotas().items()}
@@ -745,6 +844,13 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
         for name, seen in observed.items():
             self._check_order(name, want, seen or {})
         return {name: dict(want) for name in observed}
+
+    def caveats(self, params: MailboxDatabaseQuotaParams, ctx: Context, observed: State,
+                desired: State) -> tuple[Caveat, ...]:
+        out: list[Caveat] = []
+        for name, want in desired.items():
+            out += database_caveats(name, (observed or {}).get(name) or {}, want or {}, params.allow_lower)
+        return tuple(out)
 
     @staticmethod
     def _check_order(name: str, want: Mapping[str, Any], seen: Mapping[str, Any]) -> None:
@@ -785,7 +891,136 @@ class MailboxDatabaseQuota(Kind[MailboxDatabaseQuotaParams]):
         return tuple(calls)
 
     def plan_notes(self, params: MailboxDatabaseQuotaParams) -> tuple[str, ...]:
-        return ("one Set-MailboxDatabase -Identity per matching database, with only the quotas that differ",)
+        notes = ["one Set-MailboxDatabase -Identity per matching database, with only the quotas that differ"]
+        if not params.allow_lower:
+            notes.append("a database whose ProhibitSendQuota, ProhibitSendReceiveQuota or RecoverableItemsQuota this "
+                         "would lower (or whose Unlimited it would turn into a size) is left as it is, drifted, unless "
+                         "allow_lower: true")
+        if self._counts(params):
+            notes.append("the read also counts the server's mailboxes by size (Get-MailboxStatistics; count_mailboxes: "
+                         "false skips it)")
+        return tuple(notes)
+
+
+def _bytes(value: Any) -> int | None:
+    """A mailbox size in bytes, or None when the host gave something that is not one."""
+    try:
+        size = size_key(value)
+    except ValueError:
+        return None
+    return size if isinstance(size, int) else None
+
+
+def mailbox_sizes(value: Any, database: str) -> list[dict[str, Any]]:
+    """The mailboxes of one database in what ``Get-MailboxStatistics`` returned: display name and
+    sizes in bytes (``item``: TotalItemSize, ``deleted``: TotalDeletedItemSize; None where the host
+    gave something else). Disconnected mailboxes (``DisconnectDate`` set) and archive mailboxes are
+    left out: the database's quotas do not stop them [I]. Each mailbox counts once (a server holds
+    at most one copy of a database)."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for stat in host_objects(value):
+        where = stat.get("DatabaseName") or stat.get("Database")
+        if str(where or "").rsplit("\\", 1)[-1].casefold() != database.casefold():
+            continue
+        if stat.get("DisconnectDate") or _truthy(stat.get("IsArchiveMailbox")):
+            continue
+        key = str(stat.get("MailboxGuid") or stat.get("DisplayName") or len(out))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"name": str(stat.get("DisplayName") or key), "item": _bytes(stat.get("TotalItemSize")),
+                    "deleted": _bytes(stat.get("TotalDeletedItemSize"))})
+    return out
+
+
+def short_size(value: int | Literal["unlimited"]) -> str:
+    """A size for a sentence: ``Unlimited``, ``14 GB``, ``9.5 GB``, ``700 MB`` (1024-based)."""
+    if value == UNLIMITED:
+        return "Unlimited"
+    assert isinstance(value, int)
+    unit, factor = next(((u, f) for u, f in reversed(UNITS.items()) if value >= f), ("b", 1))
+    return f"{Decimal(value) / Decimal(factor):.2f}".rstrip("0").rstrip(".") + f" {unit.upper()}"
+
+
+def mailboxes_over(mailboxes: Sequence[Mapping[str, Any]], prop: str, limit: int) -> list[tuple[str, int]]:
+    """The mailboxes at or above ``limit`` for a quota, largest first."""
+    which = EFFECTS[prop][0]
+    over = [(str(m["name"]), int(m[which])) for m in mailboxes if isinstance(m.get(which), int) and m[which] >= limit]
+    return sorted(over, key=lambda item: (-item[1], item[0].casefold()))
+
+
+def over_phrase(prop: str, limit: int, mailboxes: Sequence[Mapping[str, Any]] | None) -> str:
+    """How many mailboxes are at or above a limit and what that does to them, the largest by name."""
+    which, where = EFFECTS[prop]
+    if mailboxes is None:
+        return f"mailboxes at or above {short_size(limit)} not counted (count_mailboxes: false)"
+    over = mailboxes_over(mailboxes, prop, limit)
+    unread = sum(1 for m in mailboxes if not isinstance(m.get(which), int))
+    unknown = f", and the size of {unread} mailbox{'es' if unread > 1 else ''} could not be read" if unread else ""
+    if not over:
+        return f"no mailbox is at or above {short_size(limit)} now{unknown}"
+    shown = ", ".join(f"{name} {short_size(size)}" for name, size in over[:NAMES_SHOWN])
+    more = f" and {len(over) - NAMES_SHOWN} more" if len(over) > NAMES_SHOWN else ""
+    count = "1 mailbox is" if len(over) == 1 else f"{len(over)} mailboxes are"
+    return f"{count} at or above {short_size(limit)}, {where} ({shown}{more}){unknown}"
+
+
+def quota_lowerings(seen: Mapping[str, Any], want: Mapping[str, Any]) -> list[tuple[str, Any, int]]:
+    """(quota, current value as the host gave it, proposed size) for each quota ``want`` lowers: a
+    smaller size, a size where the database has Unlimited, or any size where the current value is
+    not a readable size (it cannot be shown not to be a lowering). Unlimited lowers nothing."""
+    out: list[tuple[str, Any, int]] = []
+    for prop, value in want.items():
+        wanted = size_key(value)
+        if wanted == UNLIMITED:
+            continue
+        assert isinstance(wanted, int)
+        current = seen.get(prop)
+        try:
+            have = size_key(current)
+        except ValueError:
+            out.append((prop, current, wanted))
+            continue
+        if have == UNLIMITED or (isinstance(have, int) and have > wanted):
+            out.append((prop, current, wanted))
+    return out
+
+
+def _current_text(value: Any) -> str:
+    try:
+        return short_size(size_key(value))
+    except ValueError:
+        return f"{value!r} (not a size this tool can read)"
+
+
+def database_caveats(name: str, seen: Mapping[str, Any], want: Mapping[str, Any],
+                     allow_lower: bool) -> list[Caveat]:
+    """What the change of one database's quotas would do. Without ``allow_lower``, a lowered
+    stopping limit holds the whole database back (so its quotas stay in order), in one sentence;
+    otherwise each lowering gets a note of the mailboxes at or above the new value (a warning
+    level's only when some are)."""
+    lowered = quota_lowerings(seen, want)
+    mailboxes = seen.get(MAILBOXES)
+    stopping = [item for item in lowered if item[0] in STOPPING]
+    if stopping and not allow_lower:
+        parts = [f"{prop} {_current_text(current)} → {short_size(wanted)}: {over_phrase(prop, wanted, mailboxes)}"
+                 for prop, current, wanted in stopping]
+        others = [prop for prop in want if prop not in {item[0] for item in stopping}
+                  and not SIZE.equal(want[prop], seen.get(prop))]
+        wait = (f"; its other quota change{'s' if len(others) > 1 else ''} ({', '.join(others)}) wait"
+                f"{'s' if len(others) == 1 else ''} with {'them' if len(stopping) > 1 else 'it'}, so its quotas stay "
+                "in order") if others else ""
+        return [Caveat(name, tuple(want), f"{name} is not lowered without allow_lower: true on the control — "
+                       + "; ".join(parts) + wait)]
+    notes: list[Caveat] = []
+    for prop, current, wanted in lowered:
+        if prop not in STOPPING and not (mailboxes and mailboxes_over(mailboxes, prop, wanted)):
+            continue
+        why = "with allow_lower: true" if prop in STOPPING else "a warning level, which stops nothing"
+        notes.append(Caveat(name, (prop,), f"{name} {prop} {_current_text(current)} → {short_size(wanted)} ({why}): "
+                            + over_phrase(prop, wanted, mailboxes), held=False))
+    return notes
 
 
 def _on_server(database: Mapping[str, Any], server: str) -> bool:

@@ -13,7 +13,7 @@ import json
 import threading
 from typing import Any
 
-from ..model import CmdletCall, LdapCall, Switch
+from ..model import CmdletCall, LdapCall
 from .decode import UnreadableScript, decode_bundle
 from .models import CMDLETS, LDAP, SCRIPTS, LabCmdletError, LabLdapError, LabScriptError
 
@@ -88,8 +88,6 @@ class LabHost:
             if handler is None:
                 raise LabError(f"The term '{call.cmdlet}' is not recognized as the name of a cmdlet "
                                "(the lab simulates only the cmdlets hardening sends).")
-            if any(isinstance(v, Switch) for _, v in call.parameters):
-                raise LabError("The lab's cmdlets take no switch parameters.")
             try:
                 return handler(self.state, call)
             except LabCmdletError as exc:

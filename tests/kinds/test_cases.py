@@ -15,7 +15,9 @@ Case keys:
   values          one value per read request (required unless the case expects invalid params); binary
                   directory values (a security descriptor, a SID) are written {"$base64": "..."}
   expect          {"status", "changes", "writes"} and optionally "restarts" (services the changes need
-                  restarted, from Kind.restarts), or {"invalid": "message fragment"}
+                  restarted, from Kind.restarts) and "caveats" (what the kind says of the changes, each
+                  {"object", "properties", "held", "sentence"}; default none), or {"invalid": "message
+                  fragment"}. Held changes stay in "changes" (the status is drifted) but are not written.
   error_contains  a fragment of the sentence of a not_applicable or failed result
   xfail           a known bug: the case shows the right behaviour and fails until it is fixed
 """
@@ -26,7 +28,7 @@ import base64
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import pytest
 
 from hardening.compare import diff
 from hardening.facts import Facts
-from hardening.kinds import KINDS, Context, ControlFailed, NotApplicable
+from hardening.kinds import KINDS, Context, ControlFailed, NotApplicable, caveats_for, without_held
 from hardening.ldif import ldif_text
 from hardening.model import CmdletCall, LdapCall, ScriptCall
 from hardening.render import cmdlet_text
@@ -44,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 MIN_CASES_PER_KIND = 5
 CASE_KEYS = {"description", "host", "facts", "management_ports", "params", "values", "expect", "error_contains",
              "xfail"}
-EXPECT_KEYS = {"status", "changes", "writes", "restarts"}
+EXPECT_KEYS = {"status", "changes", "writes", "restarts", "caveats"}
 STATUSES = {"compliant", "drifted", "not_applicable", "failed"}
 
 # A modern host: Exchange 2019 CU14 on Windows Server 2019 with Windows PowerShell 5.1.
@@ -104,6 +106,7 @@ class Result:
     writes: list[Any]
     error: str = ""
     restarts: list[str] | None = None
+    caveats: list[dict[str, Any]] = field(default_factory=list)
 
 
 def evaluate(kind_name: str, case: Mapping[str, Any]) -> Result:
@@ -121,15 +124,19 @@ def evaluate(kind_name: str, case: Mapping[str, Any]) -> Result:
         observed = kind.observe(params, ctx, binary_values(case["values"]))
         desired = kind.desire(params, ctx, observed)
         changes = diff(desired, observed, kind.comparers)
+        caveats = caveats_for(kind.caveats(params, ctx, observed, desired), changes) if changes else ()
         # Computed for compliant cases too: a kind must never write what already matches.
-        writes = kind.write(params, ctx, observed, desired)
-        restarts = list(kind.restarts(params, ctx, changes))
+        writes = kind.write(params, ctx, observed, without_held(desired, caveats))
+        held = {c.path for c in changes if any(k.held and k.covers(c) for k in caveats)}
+        restarts = list(kind.restarts(params, ctx, tuple(c for c in changes if c.path not in held)))
     except NotApplicable as exc:
         return Result("not_applicable", [], [], str(exc))
     except ControlFailed as exc:
         return Result("failed", [], [], str(exc))
     return Result("drifted" if changes else "compliant", _jsonable([c.to_json() for c in changes]),
-                  [_write_text(c) for c in writes], restarts=restarts)
+                  [_write_text(c) for c in writes], restarts=restarts,
+                  caveats=[{"object": k.object, "properties": list(k.properties), "held": k.held,
+                            "sentence": k.sentence} for k in caveats])
 
 
 @pytest.mark.parametrize("path", _params())
@@ -150,6 +157,7 @@ def test_case(path: Path) -> None:
     assert result.writes == expect.get("writes", [])
     if "restarts" in expect:
         assert result.restarts == expect["restarts"]
+    assert result.caveats == expect.get("caveats", [])
 
 
 def test_every_kind_has_enough_cases() -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from hardening.compare import diff
 from hardening.facts import (
     Facts,
     directory_facts_from,
@@ -39,7 +40,17 @@ from hardening.facts import (
     exchange_facts_section,
     facts_section,
 )
-from hardening.kinds import KINDS, Context, ControlFailed, Kind, KindParams, NotApplicable, Variant
+from hardening.kinds import (
+    KINDS,
+    Context,
+    ControlFailed,
+    Kind,
+    KindParams,
+    NotApplicable,
+    Variant,
+    caveats_for,
+    without_held,
+)
 from hardening.kinds.platforms import EXCHANGE_MODERN_PRODUCTS, WINDOWS_MODERN_PRODUCTS
 from hardening.lab import LabHost, load_lab
 from hardening.ldif import ldif_text
@@ -203,9 +214,12 @@ def observe_on_lab(kind: Kind[Any], params: KindParams, variant: Variant) -> Obs
         (result,) = target.run((Section("observe", reads),))
         observed = kind.observe(params, ctx, result.values)
         desired = kind.desire(params, ctx, observed)
+        changes = diff(desired, observed, kind.comparers)
+        caveats = caveats_for(kind.caveats(params, ctx, observed, desired), changes) if changes else ()
     except (NotApplicable, ControlFailed):
         return None
-    return Observed(target, ctx, observed, desired, kind.write(params, ctx, observed, desired))
+    # As the engine does: what a kind holds back is not written.
+    return Observed(target, ctx, observed, desired, kind.write(params, ctx, observed, without_held(desired, caveats)))
 
 
 def requests(case: Case) -> dict[str, tuple[Call, ...]]:

@@ -58,6 +58,7 @@ EXCHANGE_NOUNS = (
     "Mailbox",
     "MailboxAuditBypassAssociation",
     "MailboxDatabase",
+    "MailboxStatistics",
     "MapiVirtualDirectory",
     "OabVirtualDirectory",
     "OrganizationConfig",

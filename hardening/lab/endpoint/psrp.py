@@ -360,8 +360,9 @@ def _cmdlet_call(statement: list[Command]) -> CmdletCall:
 
 def _param_value(cmdlet: str, name: str, value: Any) -> ParamValue:
     # On the wire a switch (-Force) and a null value (-TlsAuthLevel $null) look the same: a named
-    # parameter holding nil. hardening sends no switches to Exchange cmdlets, only explicit values,
-    # so nil is a null value here; the lab's cmdlet models decide what null means.
+    # parameter holding nil. So nil is a null value here, and the lab's cmdlet models decide what it
+    # means: a model of a cmdlet that takes switches (Get-MailboxStatistics -NoADLookup) reads a
+    # switch parameter that is present, nil or Switch(), as set.
     if value is None:
         return None
     if isinstance(value, bool):

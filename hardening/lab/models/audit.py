@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,9 +32,11 @@ from ...kinds.audit import (
 )
 from ...model import CmdletCall
 from .common import (
+    Breakage,
     CmdletHandler,
     LabCmdletError,
     LabScriptError,
+    Organization,
     ScriptHandler,
     State,
     StateSection,
@@ -42,7 +45,7 @@ from .common import (
     enum_param,
 )
 
-__all__ = ["CMDLETS", "SCRIPTS", "SECTIONS", "policy_row", "set_policy_flags"]
+__all__ = ["CMDLETS", "SCRIPTS", "SECTIONS", "bypass_lost", "consequences", "policy_row", "set_policy_flags"]
 
 # --- admin audit log ---------------------------------------------------------------------------
 
@@ -295,6 +298,38 @@ def _build_bypass(value: list[dict[str, Any]], host: Any) -> list[dict[str, Any]
     return out
 
 
+def _build_needed(value: dict[str, str], host: Any) -> dict[str, str]:
+    return dict(value)
+
+
+def bypass_lost(host: str, state: State) -> list[Breakage]:
+    """The service accounts that need their mailbox audit bypass (``bypass_needed``) and no longer
+    have it on this host's copy of the organisation's associations.
+
+    What it models: [V] OPS Set-MailboxAuditBypassAssociation — bypass exists for "service accounts
+    for applications that access mailboxes frequently", and without it their access "to any mailbox"
+    is logged. That the entries land in each mailbox's Recoverable Items\\Audits folder and count
+    toward its Recoverable Items quota is [V] where they are stored (EXD) and [I] for the quota
+    (procedures §3.2). Which accounts need bypass is the lab file's say (``bypass_needed``), as it is
+    a site's: nothing here reads the kind's parameters."""
+    enabled = {str(a.get("Name")).casefold(): a.get("AuditBypassEnabled")
+               for a in state.get("mailbox_audit_bypass") or []}
+    found: list[Breakage] = []
+    for account, why in (state.get("bypass_needed") or {}).items():
+        value = enabled.get(account.casefold())
+        if value is True or (isinstance(value, str) and value.strip().casefold() == "true"):
+            continue
+        found.append(Breakage(host, "bypass-removed", f"{account} no longer bypasses mailbox audit logging, yet {why}: "
+                              "each mailbox it opens now logs its access in that mailbox's Recoverable Items\\Audits "
+                              "folder, which counts toward the mailbox's Recoverable Items quota"))
+    return found
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """Service accounts that lost the mailbox audit bypass they need."""
+    return [b for name, state in hosts.items() for b in bypass_lost(name, state)]
+
+
 # --- the advanced audit policy -----------------------------------------------------------------
 
 Setting = Literal["none", "success", "failure", "both"]
@@ -393,6 +428,9 @@ SECTIONS: dict[str, StateSection] = {
     "mailbox_audit_bypass": StateSection(list[dict[str, Any]], [], _build_bypass,
                                          "Accounts' mailbox audit bypass associations (Name; AuditBypassEnabled); "
                                          "every mailbox owner has one too (false)."),
+    "bypass_needed": StateSection(dict[str, str], {}, _build_needed,
+                                  "Accounts that need their mailbox audit bypass (service accounts that open every "
+                                  "mailbox), by Name, with what depends on it; only the rehearsal reads it."),
     "audit_policy": StateSection(LabAuditPolicy, LabAuditPolicy(), _build_policy,
                                  "The advanced audit policy: subcategories over Windows' defaults, the force "
                                  "option, auditpol's language."),

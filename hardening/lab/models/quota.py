@@ -1,6 +1,13 @@
 """Lab model of disk quotas: NTFS volume quotas (the ``volume_quota`` blocks, answered as
-``Win32_Volume`` and ``Win32_QuotaSetting`` would), FSRM folder quotas (the ``fsrm_quota`` blocks)
-and ``Set-MailboxDatabase`` on the mailbox databases that :mod:`.server` holds.
+``Win32_Volume`` and ``Win32_QuotaSetting`` would), FSRM folder quotas (the ``fsrm_quota`` blocks),
+``Set-MailboxDatabase`` on the mailbox databases that :mod:`.server` holds, and
+``Get-MailboxStatistics`` for the mailboxes that :mod:`.audit` holds, with the sizes of the
+``mailbox_statistics`` section (a mailbox not listed there is empty).
+
+FSRM: a host without the ``fsrm`` section has no FSRM role (no SrmSvc service, no cmdlets); one
+with it may still lack the PowerShell module (``module: false``, the management tools not
+installed). Each quota may carry its folder's ``usage`` (default 0), which only the rehearsal's
+consequences read.
 
 What it assumes rather than knows: ``Win32_QuotaSetting.State`` numbers 0 disabled, 1 track,
 2 enforce (the kind's default ``state_numbers``; unverified on Windows), and "no limit" is -1.
@@ -12,16 +19,30 @@ parent of these. It does not scan volumes, count usage per owner, or refuse writ
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InputError, SourceLocation
 from ...kinds.quota import EXCHANGE_QUOTA_MAX, UNLIMITED, format_size, parse_size, size_key
-from ...model import CmdletCall
-from .common import CmdletHandler, LabCmdletError, LabScriptError, ScriptHandler, State, StateSection, bind
+from ...model import CmdletCall, Switch
+from .common import (
+    Breakage,
+    CmdletHandler,
+    LabCmdletError,
+    LabScriptError,
+    Organization,
+    ScriptHandler,
+    State,
+    StateSection,
+    bind,
+    bool_param,
+    require_server,
+)
 
-__all__ = ["CMDLETS", "QUOTA_PROPERTIES", "SCRIPTS", "SECTIONS", "lab_quota"]
+__all__ = ["CMDLETS", "QUOTA_PROPERTIES", "SCRIPTS", "SECTIONS", "consequences", "lab_quota", "over_quota"]
 
 STATE_NUMBERS = {"disabled": 0, "track": 1, "enforce": 2}
 QUOTA_PROPERTIES = ("IssueWarningQuota", "ProhibitSendQuota", "ProhibitSendReceiveQuota",
@@ -55,12 +76,23 @@ class LabFsrmQuota(_Strict):
     disabled: bool = False
     description: str = ""
     template: str = ""
+    usage: int | str = Field(0, description="How much the folder holds now: bytes or '30GB'.")
 
 
 class LabFsrm(_Strict):
-    """File Server Resource Manager on a lab host (absent: the feature is not installed)."""
+    """File Server Resource Manager on a lab host (absent: the role service is not installed)."""
 
     quotas: dict[str, LabFsrmQuota] = Field(default_factory=dict, description="Quotas by folder path.")
+    service: Literal["Running", "Stopped"] = Field("Running", description="The SrmSvc service's status.")
+    module: bool = Field(True, description="false: the FileServerResourceManager cmdlets are not installed.")
+
+
+class LabMailboxStatistics(_Strict):
+    """What Get-MailboxStatistics says of one mailbox of the lab host (by its Name in mailboxes)."""
+
+    total_item_size: int | str = Field(0, description="TotalItemSize: bytes or '14GB'.")
+    total_deleted_item_size: int | str = Field(0, description="TotalDeletedItemSize (Recoverable Items): bytes or "
+                                               "'2GB'.")
 
 
 def _root(path: str) -> str:
@@ -103,8 +135,17 @@ def _build_fsrm(value: LabFsrm | None, host: Any) -> dict[str, Any] | None:
         key = path.rstrip("\\") if len(path.rstrip("\\")) > 2 else path  # a drive root keeps its backslash
         quotas[key] = {"size": int(_lab_size(quota.size, host, f"fsrm.quotas.{path}", allow_unlimited=False)),
                        "soft_limit": quota.soft_limit, "disabled": quota.disabled,
-                       "description": quota.description, "template": quota.template}
-    return {"quotas": quotas}
+                       "description": quota.description, "template": quota.template,
+                       "usage": int(_lab_size(quota.usage, host, f"fsrm.quotas.{path}.usage", allow_unlimited=False))}
+    return {"quotas": quotas, "service": value.service, "module": value.module}
+
+
+def _build_statistics(value: dict[str, LabMailboxStatistics], host: Any) -> dict[str, dict[str, int]]:
+    return {name: {"item": int(_lab_size(v.total_item_size, host, f"mailbox_statistics.{name}",
+                                         allow_unlimited=False)),
+                   "deleted": int(_lab_size(v.total_deleted_item_size, host, f"mailbox_statistics.{name}",
+                                            allow_unlimited=False))}
+            for name, v in value.items()}
 
 
 def _parent(path: str) -> str | None:
@@ -192,7 +233,7 @@ def _volume_write(state: State, data: Any) -> dict[str, Any]:
 
 def _fsrm(state: State) -> dict[str, Any]:
     fsrm = state.get("fsrm")
-    if fsrm is None:
+    if fsrm is None or not fsrm.get("module", True):
         raise LabScriptError("The term 'Get-FsrmQuota' is not recognized as the name of a cmdlet.")
     return fsrm  # type: ignore[no-any-return]
 
@@ -202,20 +243,23 @@ def _quota_key(fsrm: dict[str, Any], path: Any) -> str | None:
 
 
 def _fsrm_read(state: State, data: Any) -> dict[str, Any]:
-    if state.get("fsrm") is None:
-        return {"fsrm": False}
+    fsrm = state.get("fsrm")
+    if fsrm is None:
+        return {"service": None, "module": False}
+    found = {"service": fsrm["service"], "module": fsrm["module"]}
+    if not fsrm["module"]:
+        return found
     path = data["path"]
     if not _exists(state, path):
-        return {"fsrm": True, "exists": False}
-    fsrm = _fsrm(state)
+        return {**found, "exists": False}
     key = _quota_key(fsrm, path)
     if key is None:
-        return {"fsrm": True, "exists": True, "quota": None}
+        return {**found, "exists": True, "quota": None}
     quota = fsrm["quotas"][key]
-    return {"fsrm": True, "exists": True,
+    return {**found, "exists": True,
             "quota": {"path": key, "size": quota["size"], "soft_limit": quota["soft_limit"],
                       "disabled": quota["disabled"], "description": quota["description"],
-                      "template": quota["template"], "usage": 0}}
+                      "template": quota["template"], "usage": quota["usage"]}}
 
 
 def _fsrm_write(state: State, data: Any) -> dict[str, Any]:
@@ -231,7 +275,7 @@ def _fsrm_write(state: State, data: Any) -> dict[str, Any]:
             raise LabScriptError("New-FsrmQuota : Cannot validate argument on parameter 'Size'.")
         fsrm["quotas"][path] = {"size": int(data["size"]), "soft_limit": bool(data.get("soft_limit")),
                                 "disabled": bool(data.get("disabled")), "description": str(data.get("description", "")),
-                                "template": ""}
+                                "template": "", "usage": 0}
         return {"written": True}
     if key is None:
         raise LabScriptError(f"No FSRM quota exists on {path}.")
@@ -282,6 +326,57 @@ def _set_database(state: State, call: CmdletCall) -> list[dict[str, Any]]:
     return []
 
 
+def _switch(args: dict[str, Any], name: str) -> bool:
+    """A switch parameter: present (Switch() in process, nil from the endpoint) or $true/$false."""
+    if name not in args:
+        return False
+    value = args[name]
+    if value is None or isinstance(value, Switch):
+        return True
+    return bool_param(name, value)
+
+
+def _statistics(state: State, call: CmdletCall) -> list[dict[str, Any]]:
+    """Get-MailboxStatistics -Server (every mailbox of the host's databases; -IncludePassive and
+    -NoADLookup accepted, with no effect here: the lab holds one copy of each database) or
+    -Database. Sizes come as Exchange's deserialised ByteQuantifiedSize text."""
+    args = bind(call, {"Server", "Database", "IncludePassive", "NoADLookup"})
+    if len({"Server", "Database"} & set(args)) != 1:
+        raise LabCmdletError("Parameter set cannot be resolved using the specified named parameters.")
+    for switch in ("IncludePassive", "NoADLookup"):
+        _switch(args, switch)
+    if "IncludePassive" in args and "Database" in args:
+        raise LabCmdletError("Parameter set cannot be resolved using the specified named parameters.")
+    if "Mailbox" not in state["exchange"].get("roles", []):
+        raise LabCmdletError(f"The server {state['computer_name']} has no Mailbox role (no mailbox databases).")
+    names = [str(d["Name"]) for d in state["mailbox_databases"]]
+    if "Server" in args:
+        require_server(state, args["Server"])
+    else:
+        wanted = str(args["Database"]).casefold()
+        if wanted not in {n.casefold() for n in names}:
+            raise LabCmdletError(f"The operation couldn't be performed because object '{args['Database']}' couldn't "
+                                 "be found on the domain controller.")
+        names = [n for n in names if n.casefold() == wanted]
+    sizes = state.get("mailbox_statistics") or {}
+    mailboxes = state.get("mailboxes") or []
+    unknown = sorted(set(sizes) - {str(m["Name"]) for m in mailboxes})
+    if unknown:
+        raise LabCmdletError(f"lab file: mailbox_statistics names {', '.join(unknown)}, which no mailbox of "
+                             f"{state['computer_name']} is")
+    out = []
+    for mailbox in mailboxes:
+        database = next((n for n in names if n.casefold() == str(mailbox["Database"]).casefold()), None)
+        if database is None:
+            continue
+        size = sizes.get(str(mailbox["Name"]), {"item": 0, "deleted": 0})
+        out.append({"DisplayName": mailbox["Name"], "MailboxGuid": mailbox.get("Guid"), "Database": database,
+                    "DatabaseName": database, "ServerName": state["computer_name"],
+                    "TotalItemSize": format_size(size["item"]), "TotalDeletedItemSize": format_size(size["deleted"]),
+                    "DisconnectDate": None, "IsArchiveMailbox": False})
+    return out
+
+
 def _ordered(low: Any, high: Any) -> bool:
     try:
         a, b = size_key(low), size_key(high)
@@ -298,6 +393,9 @@ SECTIONS: dict[str, StateSection] = {
                                   "exists)."),
     "fsrm": StateSection(LabFsrm | None, None, _build_fsrm,
                          "File Server Resource Manager and its quotas by folder (absent: not installed)."),
+    "mailbox_statistics": StateSection(dict[str, LabMailboxStatistics], {}, _build_statistics,
+                                       "Mailbox sizes by mailbox Name (Get-MailboxStatistics; mailboxes not listed "
+                                       "are empty)."),
 }
 SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
     ("volume_quota", "read"): _volume_read,
@@ -307,4 +405,113 @@ SCRIPTS: dict[tuple[str, str], ScriptHandler] = {
 }
 CMDLETS: dict[str, CmdletHandler] = {
     "set-mailboxdatabase": _set_database,
+    "get-mailboxstatistics": _statistics,
 }
+
+
+# --- the rehearsal: what the hosts' quotas stop ----------------------------------------------------------
+#
+# The lab's own reading of Exchange's and FSRM's behaviour, written apart from the kinds (nothing here
+# comes from hardening.kinds.quota's decisions):
+# - [V] OPS Set-MailboxDatabase / Set-Mailbox: "If the mailbox reaches or exceeds this size, the mailbox
+#   can't send or receive new messages. Messages sent to the mailbox are returned to the sender"
+#   (ProhibitSendReceiveQuota), "... can't send new messages" (ProhibitSendQuota); a database's quotas
+#   apply to the mailboxes "that don't have their own ... quota configured" — a mailbox with
+#   UseDatabaseQuotaDefaults false has its own (Set-Mailbox). The mailbox's size is TotalItemSize [I].
+# - [V] procedures §5.2 / TechNet cc734227: FSRM's quota minifilter rejects writes that would exceed a
+#   hard quota, and a quota covers its folder and everything below it; that ESE then dismounts the
+#   database and transport applies back pressure is [I]. A hard quota with room left is a risk, not yet a
+#   breakage: only a full one (usage at or above its size) is reported.
+
+_BYTES_TEXT = re.compile(r"\(\s*([0-9][0-9,.' \u00a0\u202f]*)\s*bytes\s*\)", re.IGNORECASE)
+_SIZE_TEXT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_FACTORS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def _limit(value: Any) -> int | None:
+    """A quota as the lab holds it, in bytes; None for Unlimited (or no value)."""
+    if value is None or (isinstance(value, str) and value.strip().casefold() in {"unlimited", ""}):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    exact = _BYTES_TEXT.search(text)
+    if exact:
+        return int(re.sub(r"[^0-9]", "", exact.group(1)))
+    plain = _SIZE_TEXT.match(text)
+    if plain:
+        return int(float(plain.group(1)) * _FACTORS[(plain.group(2) or "B").upper()])
+    raise ValueError(f"lab state: {value!r} is not a quota")
+
+
+def _gb(size: int) -> str:
+    return f"{size / (1 << 30):.2f}".rstrip("0").rstrip(".") + " GB"
+
+
+def _own_quotas(mailbox: dict[str, Any]) -> bool:
+    value = mailbox.get("UseDatabaseQuotaDefaults", True)
+    return value is False or (isinstance(value, str) and value.strip().casefold() in {"false", "$false"})
+
+
+def over_quota(host: str, state: State) -> list[Breakage]:
+    """The mailboxes of one host that a quota stops: at or above the ProhibitSendReceiveQuota that
+    applies to them (their database's, or their own), mail to them is refused; at or above the
+    ProhibitSendQuota, they cannot send."""
+    found: list[Breakage] = []
+    databases = {str(d["Name"]).casefold(): d for d in state.get("mailbox_databases") or []}
+    sizes = state.get("mailbox_statistics") or {}
+    for mailbox in state.get("mailboxes") or []:
+        name = str(mailbox["Name"])
+        database = databases.get(str(mailbox.get("Database")).casefold())
+        if database is None:
+            continue
+        own = _own_quotas(mailbox)
+        limits = mailbox if own else database
+        whose = "its own" if own else f"{database['Name']}'s"
+        size = int((sizes.get(name) or {}).get("item", 0))
+        receive, send = _limit(limits.get("ProhibitSendReceiveQuota")), _limit(limits.get("ProhibitSendQuota"))
+        if receive is not None and size >= receive:
+            found.append(Breakage(host, "mail-over-quota", f"{name} ({_gb(size)}) is at or above {whose} "
+                                  f"ProhibitSendReceiveQuota {_gb(receive)}: mail to it is refused and its senders "
+                                  "get an NDR; it cannot send either"))
+        elif send is not None and size >= send:
+            found.append(Breakage(host, "mail-over-quota", f"{name} ({_gb(size)}) is at or above {whose} "
+                                  f"ProhibitSendQuota {_gb(send)}: it cannot send mail"))
+    return found
+
+
+def _exchange_data(state: State) -> list[tuple[str, str]]:
+    """(what, folder) for the folders ESE and transport must be able to write."""
+    out: list[tuple[str, str]] = []
+    for database in state.get("mailbox_databases") or []:
+        edb = _parent(str(database.get("EdbFilePath") or ""))
+        if edb:
+            out.append((f"mailbox database {database['Name']}", edb))
+        if database.get("LogFolderPath"):
+            out.append((f"the transaction logs of {database['Name']}", str(database["LogFolderPath"])))
+    exchange = state.get("exchange") or {}
+    if exchange.get("install_path"):
+        install = str(exchange["install_path"]).rstrip("\\")
+        queue = exchange.get("queue_path") or install + "\\TransportRoles\\data\\Queue"
+        out.append(("the transport queue", str(queue)))
+    return out
+
+
+def full_hard_quotas(host: str, state: State) -> list[Breakage]:
+    """Full hard FSRM quotas that cover a folder Exchange writes to."""
+    found: list[Breakage] = []
+    for path, quota in ((state.get("fsrm") or {}).get("quotas") or {}).items():
+        if quota["soft_limit"] or quota["disabled"] or quota["usage"] < quota["size"]:
+            continue
+        covered = [what for what, folder in _exchange_data(state)
+                   if _norm(folder) == _norm(path) or _norm(folder).startswith(_norm(path) + "\\")]
+        if covered:
+            found.append(Breakage(host, "fsrm-hard-quota", f"the hard FSRM quota on {path} is full "
+                                  f"({_gb(quota['usage'])} of {_gb(quota['size'])}) and covers {', '.join(covered)}: "
+                                  "writes there are refused (a database dismounts, transport stops accepting mail)"))
+    return found
+
+
+def consequences(org: Organization, hosts: Mapping[str, State]) -> list[Breakage]:
+    """Mail the hosts' quotas refuse, and full hard FSRM quotas on Exchange data."""
+    return [b for name, state in hosts.items() for b in (*over_quota(name, state), *full_hard_quotas(name, state))]

@@ -7,19 +7,23 @@ $ProgressPreference = 'SilentlyContinue'
     try {
         $State = & {
             $path = [string]$Desired.path
-            if ($null -eq (Get-Command -Name 'Get-FsrmQuota' -ErrorAction 'SilentlyContinue')) {
-                [pscustomobject]@{ fsrm = $false }
+            $service = Get-Service -Name 'SrmSvc' -ErrorAction 'SilentlyContinue'
+            $status = if ($null -eq $service) { $null } else { [string]$service.Status }
+            $module = $null -ne (Get-Command -Name 'Get-FsrmQuota' -ErrorAction 'SilentlyContinue')
+            if (($null -eq $status) -or (-not $module)) {
+                [pscustomobject]@{ service = $status; module = $module }
             } elseif (-not (Test-Path -LiteralPath $path -PathType 'Container')) {
-                [pscustomobject]@{ fsrm = $true; exists = $false }
+                [pscustomobject]@{ service = $status; module = $module; exists = $false }
             } else {
                 $wanted = $path.TrimEnd('\')
                 $quotas = @(Get-FsrmQuota | Where-Object -FilterScript { ([string]$_.Path).TrimEnd('\') -eq $wanted })
                 if ($quotas.Count -eq 0) {
-                    [pscustomobject]@{ fsrm = $true; exists = $true; quota = $null }
+                    [pscustomobject]@{ service = $status; module = $module; exists = $true; quota = $null }
                 } else {
                     $quota = $quotas[0]
                     [pscustomobject]@{
-                        fsrm = $true
+                        service = $status
+                        module = $module
                         exists = $true
                         quota = [pscustomobject]@{
                             path = [string]$quota.Path
@@ -47,19 +51,23 @@ $ProgressPreference = 'SilentlyContinue'
     try {
         $State = & {
             $path = [string]$Desired.path
-            if ($null -eq (Get-Command -Name 'Get-FsrmQuota' -ErrorAction 'SilentlyContinue')) {
-                [pscustomobject]@{ fsrm = $false }
+            $service = Get-Service -Name 'SrmSvc' -ErrorAction 'SilentlyContinue'
+            $status = if ($null -eq $service) { $null } else { [string]$service.Status }
+            $module = $null -ne (Get-Command -Name 'Get-FsrmQuota' -ErrorAction 'SilentlyContinue')
+            if (($null -eq $status) -or (-not $module)) {
+                [pscustomobject]@{ service = $status; module = $module }
             } elseif (-not (Test-Path -LiteralPath $path -PathType 'Container')) {
-                [pscustomobject]@{ fsrm = $true; exists = $false }
+                [pscustomobject]@{ service = $status; module = $module; exists = $false }
             } else {
                 $wanted = $path.TrimEnd('\')
                 $quotas = @(Get-FsrmQuota | Where-Object -FilterScript { ([string]$_.Path).TrimEnd('\') -eq $wanted })
                 if ($quotas.Count -eq 0) {
-                    [pscustomobject]@{ fsrm = $true; exists = $true; quota = $null }
+                    [pscustomobject]@{ service = $status; module = $module; exists = $true; quota = $null }
                 } else {
                     $quota = $quotas[0]
                     [pscustomobject]@{
-                        fsrm = $true
+                        service = $status
+                        module = $module
                         exists = $true
                         quota = [pscustomobject]@{
                             path = [string]$quota.Path
