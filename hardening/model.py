@@ -232,6 +232,9 @@ class Outcome:
     pending_restarts: tuple[str, ...] = ()
     restarted: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Changes a kind's guard holds back until the playbook allows them (e.g. a quota that would stop
+    # mail): not written by apply, and named in the sentence; the control stays drifted meanwhile.
+    held: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True)

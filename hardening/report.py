@@ -49,6 +49,7 @@ def outcome_to_json(outcome: Outcome) -> dict[str, Any]:
         "pending_restarts": list(outcome.pending_restarts),
         "restarted": list(outcome.restarted),
         "params": _jsonable(outcome.params),
+        "held": [_jsonable(c.to_json()) for c in outcome.held],
     }
 
 

@@ -479,6 +479,7 @@ def _outcome(w: _Work, status: Status, message: str, after: State | None = None)
         references=control.references,
         variant=w.step.ctx.variant.name if w.step.ctx else None,
         params=w.step.params.model_dump(mode="json", exclude_none=True) if w.step.params else {},
+        held=w.held if status is Status.DRIFTED else (),
     )
 
 

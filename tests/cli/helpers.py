@@ -15,6 +15,9 @@ import yaml
 from hardening.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+# The one outcome the demo's baseline leaves drifted after an apply: the quota guard holds DB01's
+# quotas, because mailboxes there are above the proposed limits (issue 10: quotas never stop mail).
+HELD = ("MAIL01", "mailbox-database-quotas")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from hardening.kinds import KINDS
 from hardening.lab import load_lab
 from hardening.lab.scenario import merged_lab_text
 
-from .helpers import ROOT, LabDir, Result, Traffic, invoke, read_json, statuses
+from .helpers import HELD, ROOT, LabDir, Result, Traffic, invoke, read_json, statuses
 
 Cli = Callable[..., Result]
 
@@ -71,33 +71,61 @@ def test_apply_then_check_then_apply_again(cli: Cli, lab_dir: LabDir, tmp_path: 
     applied = cli("apply", "baseline", "-i", lab_dir.inventory, "--report-json", tmp_path / "2.json")
     assert applied.code == 3, applied.err
     summary = read_json(tmp_path / "2.json")["summary"]
-    assert summary["fixed"] == drifted and summary["failed"] == 0 and summary["drifted"] == 0
+    # Every drifted control is fixed but the quota the guard holds (it stays drifted, and says why).
+    assert summary["fixed"] == drifted - 1 and summary["failed"] == 0 and summary["drifted"] == 1
     assert lab_dir.state.is_file(), "the lab keeps its state beside the lab file"
     assert {host for host, _ in traffic.writes()} == {"MAIL01", "MAIL02", "MAIL03"}
 
     after = cli("check", "baseline", "-i", lab_dir.inventory, "--report-json", tmp_path / "3.json")
-    assert after.code == 0, after.out
-    assert set(statuses(read_json(tmp_path / "3.json")).values()) == {"compliant"}
+    assert after.code == 3, after.out
+    got = statuses(read_json(tmp_path / "3.json"))
+    assert got.pop(HELD) == "drifted" and set(got.values()) == {"compliant"}
 
     state = lab_dir.state.read_text(encoding="utf-8")
     traffic.calls.clear()
     again = cli("apply", "baseline", "-i", lab_dir.inventory, "--report-json", tmp_path / "4.json")
-    assert again.code == 0, again.out
-    summary = read_json(tmp_path / "4.json")["summary"]
-    assert summary["fixed"] == 0 and summary["compliant"] == len(HOSTS) * len(CONTROLS)
+    assert again.code == 3, again.out
+    doc = read_json(tmp_path / "4.json")
+    summary = doc["summary"]
+    assert summary["fixed"] == 0 and summary["compliant"] == len(HOSTS) * len(CONTROLS) - 1
+    [held] = [o for h in doc["hosts"] for o in h["outcomes"] if (h["name"], o["control"]) == HELD]
+    assert held["status"] == "drifted" and len(held["held"]) == len(held["changes"]) > 0
     assert traffic.writes() == [], "nothing differs, so nothing is written"
     assert json.loads(lab_dir.state.read_text(encoding="utf-8")) == json.loads(state)
 
 
+def test_apply_baseline_without_the_site_values_refuses_and_lists_them_all(cli: Cli, tmp_path: Path,
+                                                                           traffic: Traffic) -> None:
+    """Issue 10: no example values in what runs. An inventory that sets none of the baseline's site
+    values gets exit 1, one message listing every required variable with the controls that need it,
+    and nothing is sent to any host."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "hosts": dict.fromkeys(HOSTS, {})}),
+                         encoding="utf-8")
+    result = cli("apply", "baseline", "-i", inventory)
+    assert result.code == 1 and result.out == ""
+    required = {name for control in BASELINE.controls for name in control.required_vars}
+    assert {"admin_network", "domain_controllers", "owa_redirect_url", "partner_tls_domain",
+            "mailbox_prohibit_send_quota"} <= required
+    lines = result.err_lines
+    assert re.fullmatch(rf"error: {re.escape(str(inventory))}: \d+ variables that the selected controls need "
+                        "are not set; nothing was sent:", lines[0]), lines[0]
+    listed = {line.strip().split(":")[0] for line in lines[1:] if line.startswith("  ") and not
+              line.startswith("    ")}
+    assert required <= listed
+    assert any(line.startswith("    needed by firewall-inbound-allowlist (") for line in lines)
+    assert traffic.calls == [], "nothing is sent before every variable is set"
+
+
 def test_lab_reset_forgets_the_saved_state(cli: Cli, lab_dir: LabDir) -> None:
     assert cli("apply", "baseline", "-i", lab_dir.inventory).code == 3
-    assert cli("check", "baseline", "-i", lab_dir.inventory).code == 0
+    assert cli("check", "pop3-spa", "-i", lab_dir.inventory).code == 0
 
     reset = cli("lab", "reset", lab_dir.lab)
     assert reset.code == 0
     assert not lab_dir.state.exists()
     assert "forgot" in reset.out and str(lab_dir.state) in reset.out
-    assert cli("check", "baseline", "-i", lab_dir.inventory).code == 3
+    assert cli("check", "pop3-spa", "-i", lab_dir.inventory).code == 3
 
     lab_dir.state.unlink()  # the check above saved its (unchanged) state again
     nothing = cli("lab", "reset", lab_dir.lab)
@@ -247,9 +275,12 @@ def test_demo_writes_three_json_and_three_junit_reports(cli: Cli, tmp_path: Path
         _check_report(doc, mode)
     assert len({check1["run_id"], apply2["run_id"], check3["run_id"]}) == 3
     assert check1["summary"]["drifted"] > 0 and check1["summary"]["fixed"] == 0
-    assert apply2["summary"]["fixed"] == check1["summary"]["drifted"]
-    assert apply2["summary"]["failed"] == apply2["summary"]["drifted"] == 0
-    assert check3["summary"]["compliant"] == len(HOSTS) * len(CONTROLS)
+    # all but the quota the guard holds on MAIL01 (see HELD), which the demo names as held
+    assert apply2["summary"]["fixed"] == check1["summary"]["drifted"] - 1
+    assert apply2["summary"]["failed"] == 0 and apply2["summary"]["drifted"] == 1
+    assert check3["summary"]["compliant"] == len(HOSTS) * len(CONTROLS) - 1
+    assert statuses(check3)[HELD] == "drifted"
+    assert "held by a guard, as on a production server: MAIL01 mailbox-database-quotas" in result.out
     fixed = [o for h in apply2["hosts"] for o in h["outcomes"] if o["status"] == "fixed"]
     assert all(o["after"] and o["before"] != o["after"] for o in fixed)
 
@@ -310,7 +341,8 @@ def test_a_lab_fault_fails_the_control_and_hides_nothing_else(cli: Cli, lab_dir:
     doc = read_json(report)
     got = statuses(doc)
     assert got[("MAIL01", "pop3-secure-login")] == "failed"
-    assert all(got[("MAIL01", c)] == "fixed" for c in CONTROLS if c != "pop3-secure-login")
+    assert all(got[("MAIL01", c)] == "fixed" for c in CONTROLS if c not in {"pop3-secure-login", HELD[1]})
+    assert got[HELD] == "drifted"
     assert doc["summary"]["failed"] == 1
     outcome = next(o for h in doc["hosts"] for o in h["outcomes"]
                    if h["name"] == "MAIL01" and o["control"] == "pop3-secure-login")
@@ -332,7 +364,7 @@ def test_a_fault_that_clears_after_one_try(cli: Cli, lab_dir: LabDir) -> None:
         {"faults": [{"call": "Set-PopSettings", "error": "busy", "times": 1}]}))
     assert cli("apply", "baseline", "-i", lab_dir.inventory).code == 2
     assert cli("apply", "baseline", "-i", lab_dir.inventory).code == 3
-    assert cli("check", "baseline", "-i", lab_dir.inventory).code == 0
+    assert cli("check", "pop3-spa", "-i", lab_dir.inventory).code == 0
 
 
 def test_a_read_fault_fails_check(cli: Cli, lab_dir: LabDir, tmp_path: Path) -> None:
@@ -721,9 +753,13 @@ def test_console_script_check_apply_check(tmp_path: Path) -> None:
     script = _console_script()
     assert _run([script, "lab", "init", "lab"], tmp_path).returncode == 0
     inventory = tmp_path / "lab" / "inventory.yml"
-    codes = [_run([script, mode, "baseline", "-i", str(inventory)], tmp_path).returncode
-             for mode in ("check", "apply", "check", "apply")]
-    assert codes == [3, 3, 0, 0]
+    codes = [_run([script, mode, "baseline", "-i", str(inventory), "--report-json", f"{step}.json"],
+                  tmp_path).returncode for step, mode in enumerate(("check", "apply", "check", "apply"))]
+    # 3 throughout: the quota guard holds MAIL01's DB01 (HELD), and the last apply changes nothing else
+    assert codes == [3, 3, 3, 3]
+    last = read_json(tmp_path / "3.json")
+    assert last["summary"]["fixed"] == 0 and last["summary"]["drifted"] == 1
+    assert {k for k, v in statuses(last).items() if v != "compliant"} == {HELD}
 
 
 def test_python_m_hardening_demo_and_a_bad_playbook(tmp_path: Path) -> None:

@@ -663,7 +663,8 @@ def test_json_report_of_a_mixed_run(mixed_run: Run) -> None:
     by = {(h["name"], o["control"]): o for h in doc["hosts"] for o in h["outcomes"]}
     pop3 = by[("MAIL01", "pop3-secure-login")]
     assert set(pop3) == {"control", "title", "kind", "status", "message", "desired", "before", "after", "changes",
-                         "references", "variant", "pending_restarts", "restarted", "params"}
+                         "references", "variant", "pending_restarts", "restarted", "params", "held"}
+    assert pop3["held"] == []
     assert pop3["status"] == "fixed" and pop3["variant"] == "exchange-modern"
     assert pop3["changes"] == [{"path": "MAIL01\\POP3.LoginType", "from": "PlainTextLogin", "to": "SecureLogin"}]
     assert pop3["desired"] == {"MAIL01\\POP3": {"LoginType": "SecureLogin"}}
