@@ -100,7 +100,7 @@ def test_apply_baseline_without_the_site_values_refuses_and_lists_them_all(cli: 
     values gets exit 1, one message listing every required variable with the controls that need it,
     and nothing is sent to any host."""
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "hosts": dict.fromkeys(HOSTS, {})}),
+    inventory.write_text(yaml.safe_dump({"connection": {"transport": "lab"}, "hosts": {name: {} for name in HOSTS}}),
                          encoding="utf-8")
     result = cli("apply", "baseline", "-i", inventory)
     assert result.code == 1 and result.out == ""
